@@ -3,7 +3,7 @@
  * compile time. The environment is passed in (main.ts reads process.env), so
  * no module below main reads it directly.
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import type { PemSource, SecretRef } from './schema/common.js'
 
@@ -19,13 +19,31 @@ export class SourceError extends Error {
   override name = 'SourceError'
 }
 
+/** Largest file a reference may name; trust bundles are the biggest real ones (a few hundred KiB). */
+export const maxSourceFileBytes = 1024 * 1024
+
+/**
+ * Reads a referenced file. Only regular files, and only up to
+ * {@link maxSourceFileBytes}: a path like /dev/zero or a FIFO would otherwise
+ * hang or exhaust memory at load time. Opened non-blocking (a FIFO would
+ * block open() until a writer appears) and checked on the open descriptor, so
+ * the file checked is the file read.
+ */
 function readPath(path: string, ctx: SourceContext): string {
   const full = isAbsolute(path) ? path : resolve(ctx.baseDir, path)
+  let fd: number | undefined
   try {
-    return readFileSync(full, 'utf8')
+    fd = openSync(full, constants.O_RDONLY | constants.O_NONBLOCK)
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw new SourceError(`cannot read ${full}: not a regular file`)
+    if (stat.size > maxSourceFileBytes) throw new SourceError(`cannot read ${full}: larger than ${maxSourceFileBytes} bytes`)
+    return readFileSync(fd, 'utf8')
   } catch (err) {
+    if (err instanceof SourceError) throw err
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error'
     throw new SourceError(`cannot read ${full}: ${code}`)
+  } finally {
+    if (fd !== undefined) closeSync(fd)
   }
 }
 

@@ -13,7 +13,7 @@ const pathMatch = z
     z.strictObject({ prefix: z.string().startsWith('/').describe('A path prefix, matched at a segment boundary: "/api" matches "/api" and "/api/x", not "/apix".') }),
     z.strictObject({ pattern: z.string().startsWith('/').describe('Segments with parameters, e.g. "/orders/:id/items/:item".') }),
   ])
-  .describe('`{ exact }`, `{ prefix }` or `{ pattern }`.')
+  .describe('`{ exact }`, `{ prefix }` or `{ pattern }`. Default: `{ prefix: / }` (every path).')
 
 const access = z
   .strictObject({

@@ -2,12 +2,23 @@
 import { z } from 'zod'
 import { duration, name, pemSource, secretRef } from './common.js'
 
+/** Credentials would leak into access logs; a query or fragment has no meaning as a base. */
+function isPlainBaseUrl(text: string): boolean {
+  try {
+    const u = new URL(text)
+    return u.username === '' && u.password === '' && u.search === '' && u.hash === '' && !text.includes('?') && !text.includes('#')
+  } catch {
+    return false
+  }
+}
+
 const target = z.strictObject({
   url: z
     .string()
     .url()
     .refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL' })
-    .describe('Base URL: scheme, host, port, and an optional path prefix.'),
+    .refine(isPlainBaseUrl, { message: 'expected no user:password@, ?query or #fragment in a target URL' })
+    .describe('Base URL: scheme, host, port, and an optional path prefix prepended to every forwarded path. No credentials, query or fragment (the URL appears in logs).'),
   weight: z.number().int().min(1).max(100).default(1).describe('Relative share of requests (round_robin). Default: 1.'),
 })
 
@@ -34,7 +45,7 @@ const passiveHealth = z
   .prefault({})
 
 const activeHealth = z.strictObject({
-  path: z.string().startsWith('/').default('/healthz').describe('Path probed with GET. Default: /healthz.'),
+  path: z.string().startsWith('/').default('/healthz').describe('Path probed with GET on each target\'s origin (the target URL\'s path prefix is not added). Default: /healthz.'),
   interval: duration('10s', 'Time between probes of each target.'),
   timeout: duration('2s', 'A probe slower than this fails.'),
   healthyThreshold: z.number().int().min(1).default(2).describe('Passes in a row to bring a target back. Default: 2.'),
@@ -47,6 +58,12 @@ export const upstreamSchema = z.strictObject({
   balancing: z.enum(['round_robin', 'least_request']).default('round_robin').describe('Default: round_robin.'),
   tls: upstreamTls.optional().describe('TLS to https targets.'),
   connectionsPerTarget: z.number().int().min(1).default(128).describe('Most open connections to one target. Default: 128.'),
+  maxPendingRequests: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024)
+    .describe('Requests that may wait for a free connection to one target. A target with this many waiting gets no more; when every target is full the request is answered 503 (upstream_unavailable). Default: 1024.'),
   connectTimeout: duration('5s', 'TCP and TLS connect.'),
   keepAliveTimeout: duration('4s', 'Idle pooled connections are closed after this (keep it below the upstream\'s own).'),
   healthCheck: z
