@@ -26,6 +26,10 @@ export const reasons = {
   payload_too_large: { status: 413, title: 'Request body too large' },
   request_timeout: { status: 408, title: 'Request not received in time' },
 
+  // Handshake-level (no HTTP exchange exists; logged as type "handshake")
+  tls_handshake_failed: { status: 400, title: 'TLS handshake failed' },
+  handshake_timeout: { status: 408, title: 'TLS handshake not completed in time' },
+
   // Client certificate (handshake-level; see module doc)
   client_cert_required: { status: 401, title: 'Client certificate required' },
   cert_unknown_ca: { status: 403, title: 'Client certificate issued by an untrusted CA' },
@@ -46,6 +50,8 @@ export const reasons = {
   upstream_reset: { status: 502, title: 'Upstream closed the connection' },
   upstream_bad_response: { status: 502, title: 'Upstream sent an invalid response' },
   upstream_timeout: { status: 504, title: 'Upstream did not answer in time' },
+  // The client went away (or the exchange was cancelled) before the upstream answered; nginx's 499. Logged, never rendered.
+  client_closed: { status: 499, title: 'Client closed the request' },
 
   // Bugs and shutdown
   service_unavailable: { status: 503, title: 'Gateway is shutting down' },
