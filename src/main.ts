@@ -1,0 +1,99 @@
+/**
+ * The composition root: reads the environment, builds the clock, loggers and
+ * source context, picks every implementation, and wires signals. No other
+ * module reads process.env or creates a logger.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { pino } from 'pino'
+import { formatIssue } from './config/issues.js'
+import { AccessLog } from './proxy/access-log.js'
+import { Gateway } from './runtime.js'
+import { systemClock } from './shared/clock.js'
+import { createLogger } from './shared/log.js'
+
+export interface StartOptions {
+  /** Config file; when absent, the development environment is generated in dataDir. */
+  readonly configPath: string | undefined
+  readonly dataDir: string
+  /** Port of the dev listener (dev mode only). */
+  readonly devPort: number
+  readonly logLevel: string
+  /** Write a pid file here so `portcullis reload` can signal us. */
+  readonly pidFile: string
+}
+
+/** Prints to stdout for the operator (not a log line). */
+function say(text: string): void {
+  process.stdout.write(`${text}\n`)
+}
+
+/** Starts the gateway and wires SIGHUP (reload) and SIGTERM/SIGINT (drain and exit). */
+export async function start(opts: StartOptions): Promise<void> {
+  const log = createLogger({ level: opts.logLevel })
+  const clock = systemClock
+  let configPath = opts.configPath && resolve(opts.configPath)
+  let stopDev: (() => Promise<void>) | undefined
+  if (!configPath) {
+    const { prepareDevEnvironment } = await import('./dev/dev-environment.js')
+    const dev = await prepareDevEnvironment({ dataDir: resolve(opts.dataDir), port: opts.devPort, clock })
+    configPath = dev.configPath
+    stopDev = () => dev.upstream.close()
+    say(`Portcullis development mode: a generated CA and certificates in ${resolve(opts.dataDir)}`)
+    say(`Example upstream: ${dev.upstream.url}`)
+    say(`Config (copy it as a starting point): ${configPath}\n`)
+    say(`With the client certificate (answered by the example upstream):\n  ${dev.curl.withCert}\n`)
+    say(`Without one (refused with a problem+json 401):\n  ${dev.curl.withoutCert}\n`)
+  }
+
+  const text = readFileSync(configPath, 'utf8')
+  const env = process.env
+  const source = { baseDir: dirname(configPath), env }
+  // The access log has its own destination: stdout by default, or the configured file.
+  const accessDest = pino.destination({ fd: 1, sync: false })
+  const accessLog = new AccessLog(pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, accessDest))
+  const gateway = new Gateway({ source, clock, log, accessLog })
+  const result = await gateway.apply(text, configPath)
+  if (!result.ok) {
+    for (const issue of result.issues) process.stderr.write(`${formatIssue(issue)}\n`)
+    await stopDev?.()
+    process.exitCode = 1
+    return
+  }
+  for (const l of gateway.current().config.listeners) {
+    log.info({ listener: l.name, host: l.host, port: gateway.port(l.name) }, 'listening')
+  }
+  mkdirSync(dirname(opts.pidFile), { recursive: true })
+  writeFileSync(opts.pidFile, `${process.pid}\n`)
+
+  process.on('SIGHUP', () => {
+    let next: string
+    try {
+      next = readFileSync(configPath, 'utf8')
+    } catch (err) {
+      log.error({ file: configPath, code: (err as NodeJS.ErrnoException).code }, 'reload: cannot read config; keeping the running one')
+      return
+    }
+    void gateway.apply(next, configPath).then((r) => {
+      if (r.ok) log.info({ generation: r.generation }, 'reload applied')
+      else log.error({ issues: r.issues.map(formatIssue) }, 'reload refused; keeping the running config')
+    })
+  })
+  let isStopping = false
+  const stop = (signal: string) => {
+    if (isStopping) return
+    isStopping = true
+    log.info({ signal }, 'draining and stopping')
+    void gateway
+      .stop()
+      .then(() => stopDev?.())
+      .finally(() => {
+        rmSync(opts.pidFile, { force: true })
+        accessDest.flushSync?.()
+        log.flush?.()
+        process.exit(0)
+      })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}

@@ -1,0 +1,313 @@
+/**
+ * A listening TLS socket: HTTP/2 and HTTP/1.1 on one port (ALPN), connection
+ * limits, handshake timeout, the client-certificate verdict once per
+ * connection, and graceful drain. The server outlives config versions: a
+ * reload swaps its certificates and trust in place (setSecureContext and the
+ * SNI callback read the current ListenerTls), so established connections are
+ * never dropped; only a changed address, port or protocol set needs a new
+ * server (see runtime.ts).
+ */
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2'
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import type { ListenerConfig } from '../config/schema/listeners.js'
+import type { ListenerRuntime } from '../compile.js'
+import type { Clock } from '../shared/clock.js'
+import type { Logger } from '../shared/log.js'
+import type { Denial } from '../shared/reasons.js'
+import type { AccessLog } from './access-log.js'
+import type { Connection } from './context.js'
+import type { ServerRequest, ServerResponseLike } from './forward.js'
+import { Http1Deadlines } from './http1-deadlines.js'
+import { createRequestHandler } from './handle-request.js'
+import { sendRawDenial } from './raw-reply.js'
+import { makeSniCallback, TicketKeyRotator } from './tls/listener-tls.js'
+
+const kConnection = Symbol('portcullis.connection')
+const kAcceptedAt = Symbol('portcullis.acceptedAt')
+const kHandshakeTimer = Symbol('portcullis.handshakeTimer')
+
+interface ConnectionState {
+  readonly conn: Connection
+  readonly denial: Denial | undefined
+}
+type TrackedSocket = TLSSocket & {
+  [kConnection]?: ConnectionState
+  [kAcceptedAt]?: number
+  [kHandshakeTimer]?: NodeJS.Timeout
+}
+
+/** Finds the state the listener stored for a request's connection (HTTP/1.1 and HTTP/2). */
+export function connectionOf(req: ServerRequest): ConnectionState | undefined {
+  // For HTTP/2, req.socket is Node's proxy of the session socket; property
+  // reads (symbols included) go through to the real TLSSocket.
+  return (req.socket as TrackedSocket | null)?.[kConnection]
+}
+
+export interface ListenerDeps {
+  readonly clock: Clock
+  readonly log: Logger
+  readonly accessLog: AccessLog
+}
+
+/**
+ * True when the running listener (config `a`, bound to `boundPort`) can take
+ * config `b` in place: only hot-swappable fields differ. Port 0 in `a` means
+ * "whatever was bound", so a reload naming the bound port is the same socket.
+ */
+export function isSameSocket(a: ListenerConfig, boundPort: number, b: ListenerConfig): boolean {
+  return a.host === b.host && (a.port === b.port || boundPort === b.port) && a.http2 === b.http2
+}
+
+/** One listener's server. Create, `listen()`, `update()` on reload, `close()` to drain. */
+export class Listener {
+  readonly name: string
+  private runtime: ListenerRuntime
+  private readonly server: Http2SecureServer | HttpsServer
+  private readonly sockets = new Set<TLSSocket>()
+  private readonly sessions = new Set<ServerHttp2Session>()
+  private readonly tickets: TicketKeyRotator | undefined
+  private readonly deadlines: Http1Deadlines
+  private isClosing = false
+
+  constructor(initial: ListenerRuntime, private readonly deps: ListenerDeps) {
+    this.name = initial.config.name
+    this.runtime = initial
+    const cfg = initial.config
+    const handle = createRequestHandler(this.name, { ...deps, connectionOf, current: () => this.runtime })
+    this.deadlines = new Http1Deadlines(
+      () => this.runtime.config.limits,
+      (socket, denial) =>
+        this.deps.accessLog.handshake({
+          listener: this.name,
+          clientIp: socket.remoteAddress ?? '',
+          clientPort: socket.remotePort ?? 0,
+          reason: denial.reason,
+          detail: denial.detail,
+        }),
+    )
+    const handler = (req: ServerRequest, res: ServerResponseLike) => {
+      if (!('stream' in req)) this.deadlines.onRequest(req, res as ServerResponse)
+      handle(req, res)
+    }
+    const tlsOptions = {
+      ...initial.tls.serverOptions,
+      SNICallback: makeSniCallback(() => this.runtime.tls),
+      handshakeTimeout: cfg.tls.handshakeTimeout,
+    }
+    if (cfg.http2) {
+      this.server = createSecureServer(
+        {
+          ...tlsOptions,
+          allowHTTP1: true,
+          settings: {
+            maxConcurrentStreams: cfg.limits.http2MaxConcurrentStreams,
+            maxHeaderListSize: cfg.limits.maxHeaderSize,
+            enablePush: false,
+          },
+          // Pseudo-headers count as pairs; the header-count limit itself is checked per request.
+          maxHeaderListPairs: cfg.limits.maxHeadersCount + 8,
+        },
+        handler,
+      )
+      this.server.on('session', (session: ServerHttp2Session) => {
+        this.sessions.add(session)
+        session.once('close', () => this.sessions.delete(session))
+        if (this.isClosing) session.close()
+      })
+    } else {
+      this.server = createHttpsServer(tlsOptions, handler)
+    }
+    this.applyLimits(cfg)
+    // Without a listener, Node answers "100 Continue" before any check runs;
+    // with it, forward.ts sends it only to an admitted request.
+    this.server.on('checkContinue', handler)
+    this.server.prependListener('connection', (socket: Socket) => this.onConnection(socket))
+    this.server.prependListener('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket))
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      // With a listener attached, Node leaves the socket open: close it here.
+      socket.destroy()
+      this.deps.accessLog.handshake({
+        listener: this.name,
+        clientIp: socket.remoteAddress ?? '',
+        clientPort: socket.remotePort ?? 0,
+        reason: 'tls_handshake_failed',
+        detail: err.code ?? err.message,
+      })
+    })
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket))
+    this.tickets = cfg.tls.sessionTickets
+      ? new TicketKeyRotator({ intervalMs: cfg.tls.ticketKeyRotation, apply: (key) => this.server.setTicketKeys(key) })
+      : undefined
+  }
+
+  /** Binds and starts accepting. Resolves with the bound port. */
+  async listen(): Promise<number> {
+    const { host, port } = this.runtime.config
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err)
+      this.server.once('error', onError)
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', onError)
+        resolve()
+      })
+    })
+    this.tickets?.start()
+    this.deadlines.start()
+    const address = this.server.address()
+    return typeof address === 'object' && address ? address.port : port
+  }
+
+  /** The bound port (after listen). */
+  get port(): number {
+    const address = this.server.address()
+    return typeof address === 'object' && address ? address.port : 0
+  }
+
+  /**
+   * Takes a new config version in place: certificates and trust for new
+   * handshakes, limits for new requests. Established connections keep going.
+   */
+  update(next: ListenerRuntime): void {
+    this.runtime = next
+    this.server.setSecureContext(next.tls.defaultContextOptions)
+    this.applyLimits(next.config)
+  }
+
+  private applyLimits(cfg: ListenerConfig): void {
+    const s = this.server as HttpsServer & Http2SecureServer
+    s.maxConnections = cfg.limits.maxConnections
+    // HTTP/1.1 (also used by the HTTP/2 server for ALPN http/1.1 clients).
+    s.headersTimeout = cfg.limits.headersTimeout
+    s.requestTimeout = cfg.limits.requestTimeout
+    s.keepAliveTimeout = cfg.limits.keepAliveTimeout
+    // Node silently drops headers past maxHeadersCount; we parse them all
+    // (bounded by maxHeaderSize) and refuse the request instead (431).
+    s.maxHeadersCount = 0
+    ;(s as unknown as { maxHeaderSize: number }).maxHeaderSize = cfg.limits.maxHeaderSize
+    s.maxRequestsPerSocket = cfg.limits.maxRequestsPerConnection
+    if (cfg.http2) {
+      // Idle HTTP/2 sessions are closed like idle HTTP/1.1 keep-alive connections.
+      s.setTimeout(Math.max(cfg.limits.keepAliveTimeout, cfg.limits.requestTimeout))
+      s.updateSettings({ maxConcurrentStreams: cfg.limits.http2MaxConcurrentStreams })
+    }
+  }
+
+  /**
+   * Starts the handshake deadline. Node's own handshakeTimeout is an
+   * inactivity timer that a client trickling one byte at a time keeps
+   * resetting; this one is absolute, from accept to secureConnection.
+   */
+  private onConnection(socket: Socket): void {
+    const tracked = socket as TrackedSocket
+    tracked[kAcceptedAt] = performance.now()
+    const timer = setTimeout(() => {
+      this.deps.accessLog.handshake({
+        listener: this.name,
+        clientIp: socket.remoteAddress ?? '',
+        clientPort: socket.remotePort ?? 0,
+        reason: 'handshake_timeout',
+        detail: `no completed handshake within ${this.runtime.config.tls.handshakeTimeout}ms`,
+      })
+      socket.destroy()
+    }, this.runtime.config.tls.handshakeTimeout)
+    timer.unref()
+    tracked[kHandshakeTimer] = timer
+    socket.once('close', () => clearTimeout(timer))
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    // 'connection' saw the raw TCP socket; Node's TLSSocket keeps it as _parent.
+    const raw = ((socket as TLSSocket & { _parent?: Socket })._parent ?? socket) as TrackedSocket
+    clearTimeout(raw[kHandshakeTimer])
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+    const lr = this.runtime
+    const verdict = lr.tls.verifyPeer(socket)
+    const cipher = socket.getCipher()
+    const servername = (socket as TLSSocket & { servername?: string | false }).servername
+    const acceptedAt = raw[kAcceptedAt]
+    const identity = 'identity' in verdict ? verdict.identity : undefined
+    const conn: Connection = {
+      listener: this.name,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      serverName: servername ? servername.toLowerCase() : undefined,
+      tlsVersion: socket.getProtocol() ?? '',
+      cipher: cipher?.standardName ?? cipher?.name ?? '',
+      alpn: socket.alpnProtocol || 'http/1.1',
+      isResumed: socket.isSessionReused(),
+      handshakeMs: acceptedAt === undefined ? 0 : performance.now() - acceptedAt,
+      identity,
+    }
+    const denial = 'denial' in verdict ? verdict.denial : undefined
+    ;(socket as TrackedSocket)[kConnection] = { conn, denial }
+    if (conn.alpn !== 'h2') this.deadlines.track(socket)
+    if (denial) {
+      const peer = socket.getPeerCertificate()
+      this.deps.accessLog.handshake({
+        listener: this.name,
+        clientIp: conn.remoteAddress,
+        clientPort: conn.remotePort,
+        reason: denial.reason,
+        detail: denial.detail,
+        subject: peer?.subject ? Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(',') : undefined,
+        fingerprint: peer?.fingerprint256?.replace(/:/g, '').toLowerCase(),
+        sni: conn.serverName,
+      })
+      // Without the operator's opt-in, a refused certificate gets no HTTP exchange.
+      if (!lr.config.tls.clientAuth.rejectWithProblem) socket.destroy()
+    }
+  }
+
+  /** HTTP/1.1 parse errors: answer with our problem+json, then close (the framing is unknown). */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? ''
+    const reason =
+      code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request'
+    this.deps.accessLog.handshake({
+      listener: this.name,
+      clientIp: socket.remoteAddress ?? '',
+      clientPort: socket.remotePort ?? 0,
+      reason,
+      detail: code || err.message,
+    })
+    sendRawDenial(socket, { reason, detail: code })
+  }
+
+  /** Stops accepting new connections (the port is released); existing ones go on. */
+  async stopAccepting(): Promise<void> {
+    if (!this.server.listening) return
+    this.server.close()
+    // The listening handle is released on the next turn of the loop.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (idle keep-alive
+   * connections close at once, HTTP/2 sessions get GOAWAY), and destroys what
+   * is left after `drainMs`.
+   */
+  async close(drainMs: number): Promise<void> {
+    this.isClosing = true
+    this.tickets?.stop()
+    this.deadlines.stop()
+    const closed = new Promise<void>((resolve) => {
+      if (this.server.listening) this.server.close(() => resolve())
+      else if (this.sockets.size === 0 && this.sessions.size === 0) resolve()
+      else this.server.once('close', () => resolve())
+    })
+    const s = this.server as HttpsServer
+    s.closeIdleConnections?.()
+    for (const session of this.sessions) session.close()
+    const timer = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy()
+      for (const session of this.sessions) session.destroy()
+    }, drainMs)
+    timer.unref()
+    await closed
+    clearTimeout(timer)
+  }
+}
