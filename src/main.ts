@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
-import { AccessLog } from './proxy/access-log.js'
+import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { Gateway } from './runtime.js'
 import { systemClock } from './shared/clock.js'
 import { createLogger } from './shared/log.js'
@@ -51,7 +51,7 @@ export async function start(opts: StartOptions): Promise<void> {
   const source = { baseDir: dirname(configPath), env }
   // The access log has its own destination: stdout by default, or the configured file.
   const accessDest = pino.destination({ fd: 1, sync: false })
-  const accessLog = new AccessLog(pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, accessDest))
+  const accessLog = new AccessLog(pino(accessLogOptions, accessDest))
   const gateway = new Gateway({ source, clock, log, accessLog })
   const result = await gateway.apply(text, configPath)
   if (!result.ok) {

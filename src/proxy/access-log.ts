@@ -51,6 +51,17 @@ function principalFields(p: Principal | undefined, conn: Connection) {
 const round = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms * 1000) / 1000)
 
 /**
+ * pino options for access-log lines: ISO time, the level as a label (as in the
+ * process log), no pid/host fields. (A level formatter returning {} would be
+ * neater, but pino then writes invalid JSON: `{,"time":...}`.)
+ */
+export const accessLogOptions = {
+  base: undefined,
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { level: (label: string) => ({ level: label }) },
+}
+
+/**
  * Writes access-log lines. `fallback` is the destination when the config names
  * no file (stdout in production, a collector in tests); `configure()` follows
  * the config's `accessLog` section at each apply.
@@ -73,7 +84,7 @@ export class AccessLog {
     if (cfg.path === this.path && this.log) return
     this.path = cfg.path
     this.log = cfg.path
-      ? pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: cfg.path, append: true, mkdir: true, sync: false }))
+      ? pino(accessLogOptions, pino.destination({ dest: cfg.path, append: true, mkdir: true, sync: false }))
       : this.fallback
   }
 

@@ -264,6 +264,11 @@ export class Listener {
 
   /** HTTP/1.1 parse errors: answer with our problem+json, then close (the framing is unknown). */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // Node also reports failed TLS handshakes here; 'tlsClientError' already logged and closed those.
+    if ((socket as TrackedSocket)[kConnection] === undefined) {
+      socket.destroy()
+      return
+    }
     const code = err.code ?? ''
     const reason =
       code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request'

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { formatIssue } from '../../src/config/issues.js'
-import { AccessLog } from '../../src/proxy/access-log.js'
+import { AccessLog, accessLogOptions } from '../../src/proxy/access-log.js'
 import { Gateway, type ApplyResult } from '../../src/runtime.js'
 import { systemClock, type Clock } from '../../src/shared/clock.js'
 
@@ -48,7 +48,7 @@ export async function startGateway(opts: { yaml: string; dir?: string; clock?: C
     source: { baseDir: dir, env: { ...opts.env } },
     clock: opts.clock ?? systemClock,
     log: pino({ level: 'info' }, collector(events)),
-    accessLog: new AccessLog(pino({ base: undefined }, collector(logs))),
+    accessLog: new AccessLog(pino(accessLogOptions, collector(logs))),
   })
   const result = await gateway.apply(opts.yaml, file)
   if (!result.ok) throw new Error(`config refused:\n${result.issues.map(formatIssue).join('\n')}`)

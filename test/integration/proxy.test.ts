@@ -154,4 +154,18 @@ describe('proxying', { timeout: 30_000 }, () => {
       assert.match(text, expected)
     })
   }
+
+  test('logs a refused TLS handshake once, with its reason', async () => {
+    const before = gw.logs.length
+    await new Promise<void>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: gw.port(), servername: 'localhost', maxVersion: 'TLSv1.2', ca: readFileSync(root.cert) })
+      socket.on('error', () => resolve())
+      socket.on('close', () => resolve())
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    const lines = gw.logs.slice(before).filter((l) => l.type === 'handshake')
+    assert.equal(lines.length, 1, JSON.stringify(lines))
+    assert.equal(lines[0]!.reason, 'tls_handshake_failed')
+    assert.equal(lines[0]!.level, 'info', 'the level is a label, as in the process log')
+  })
 })
