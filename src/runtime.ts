@@ -33,6 +33,8 @@ export class Gateway {
   private readonly listeners = new Map<string, Listener>()
   private queue: Promise<unknown> = Promise.resolve()
   private isStopped = false
+  /** The text and file of the running version, for reload(). */
+  private applied: { readonly text: string; readonly file: string } | undefined
 
   constructor(private readonly deps: GatewayDeps) {}
 
@@ -58,6 +60,19 @@ export class Gateway {
     const run = this.queue.then(() => this.applyNow(text, file))
     this.queue = run.catch(() => undefined)
     return run
+  }
+
+  /**
+   * Re-applies the running config text, re-reading every file it references.
+   * This is how certificate rotation reaches the listeners: write the new
+   * certificate and key files (atomically), then call reload(); new
+   * handshakes get them, established connections are untouched. A file that
+   * is now unreadable or does not match its key refuses the reload, and the
+   * running certificates keep serving.
+   */
+  reload(): Promise<ApplyResult> {
+    if (!this.applied) return Promise.resolve({ ok: false, issues: [{ path: [], message: 'no config applied yet' }] })
+    return this.apply(this.applied.text, this.applied.file)
   }
 
   private async applyNow(text: string, file: string): Promise<ApplyResult> {
@@ -106,6 +121,7 @@ export class Gateway {
     // Swap: kept listeners take the new version in place; new ones are already on it.
     const previous = this.runtime
     this.runtime = next
+    this.applied = { text, file }
     const { accessLog } = next.config
     this.deps.accessLog.configure({ enabled: accessLog.enabled, path: accessLog.path && resolve(this.deps.source.baseDir, accessLog.path) })
     for (const cfg of next.config.listeners) {

@@ -154,7 +154,7 @@ export async function forward(
       result.body.destroy()
       return undefined
     }
-    res.writeHead(result.statusCode, cleanResponseHeaders(result.headers, ctx.id, 'stream' in req))
+    res.writeHead(result.statusCode, cleanResponseHeaders(result.headers, ctx.id))
     await new Promise<void>((resolve) => {
       result.body.on('data', (chunk: Buffer) => {
         rec.bytesOut += chunk.length

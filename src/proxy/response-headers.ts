@@ -88,13 +88,12 @@ function isWritableValue(s: string): boolean {
  * Filters an upstream's response headers for the client and adds
  * `x-request-id`. Names are lowercased; `set-cookie` (and any other list
  * field) keeps every value as an array; single-value fields keep their first
- * value. `isHttp2` is accepted for callers' clarity: the rules are the same on
- * both protocols, because anything HTTP/2 forbids is hop-by-hop on HTTP/1.1 too.
+ * value. The rules are the same for HTTP/1.1 and HTTP/2 clients, because
+ * anything HTTP/2 forbids is hop-by-hop on HTTP/1.1 too.
  */
 export function cleanResponseHeaders(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   requestId: string,
-  isHttp2 = false,
 ): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders
   const connection = headers.connection

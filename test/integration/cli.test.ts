@@ -114,7 +114,9 @@ describe('portcullis CLI', { timeout: 60_000 }, () => {
     assert.match((await shell(`${withCert} -sS -o /dev/null -w '%{http_code}'`)).stdout, /^200$/)
 
     writeFileSync(configPath, good)
-    child.kill('SIGHUP')
+    const reload = await portcullis(['reload', '--pid-file', join(dataDir, 'portcullis.pid')])
+    assert.equal(reload.code, 0, reload.stderr)
+    assert.match(reload.stdout, /reload requested/)
     const appliedDeadline = Date.now() + 10_000
     while (!/reload applied/.test(stderr) && Date.now() < appliedDeadline) await new Promise((r) => setTimeout(r, 100))
     assert.match(stderr, /reload applied/)

@@ -132,3 +132,65 @@ test('swaps certificates and routes under load with zero failed requests', { tim
   const last = new X509Certificate(readFileSync(servers[3]!.cert)).fingerprint256
   assert.equal(await servedFingerprint(port), last)
 })
+
+test('reload() picks up rotated certificate files; a broken file keeps the running certificate', { timeout: 30_000 }, async () => {
+  const { copyFileSync, writeFileSync: write } = await import('node:fs')
+  const { join } = await import('node:path')
+  const dir = pki.dir
+  const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key'), chain: join(dir, 'live.crt') }
+  copyFileSync(servers[0]!.chain, live.cert)
+  copyFileSync(servers[0]!.key, live.key)
+  const own = await startGateway({ yaml: config(live, false, 0) })
+  try {
+    const port = own.port()
+    const first = new X509Certificate(readFileSync(servers[0]!.cert)).fingerprint256
+    assert.equal(await servedFingerprint(port), first)
+
+    // Rotation: new files in place, then reload() re-reads them.
+    copyFileSync(servers[1]!.chain, live.cert)
+    copyFileSync(servers[1]!.key, live.key)
+    assert.ok((await own.gateway.reload()).ok)
+    const second = new X509Certificate(readFileSync(servers[1]!.cert)).fingerprint256
+    assert.equal(await servedFingerprint(port), second)
+
+    // A key that does not match its certificate is refused; the running pair keeps serving.
+    copyFileSync(servers[2]!.key, live.key)
+    const refused = await own.gateway.reload()
+    assert.equal(refused.ok, false)
+    assert.equal(await servedFingerprint(port), second)
+
+    // A trust bundle that is not PEM is refused too.
+    write(join(dir, 'live.key'), readFileSync(servers[1]!.key))
+    const badBundle = join(dir, 'bad-bundle.pem')
+    write(badBundle, 'not a certificate\n')
+    const withBadBundle = config(live, false, port).replace(`trustBundle: [{ file: ${root.cert} }]`, `trustBundle: [{ file: ${badBundle} }]`)
+    assert.equal((await own.reload(withBadBundle)).ok, false)
+    assert.equal(await servedFingerprint(port), second, 'the last good trust and certificate keep serving')
+  } finally {
+    await own.close()
+  }
+})
+
+test('stop() lets an in-flight request finish before closing', { timeout: 30_000 }, async () => {
+  const slow = await startUpstream({
+    handler: (_req, res) => {
+      setTimeout(() => res.end('late but complete'), 800)
+    },
+  })
+  const own = await startGateway({ yaml: config(servers[0]!, false, 0).replace(upstream.url, slow.url) })
+  const agent = new Agent({ connect: { ca: readFileSync(root.cert), cert: readFileSync(client.chain), key: readFileSync(client.key), servername: 'localhost' } })
+  try {
+    const port = own.port()
+    const inFlight = request(`https://127.0.0.1:${port}/load/slow`, { dispatcher: agent })
+    await new Promise((r) => setTimeout(r, 200))
+    const stopped = own.close()
+    const res = await inFlight
+    assert.equal(res.statusCode, 200)
+    assert.equal(await res.body.text(), 'late but complete')
+    await stopped
+    await assert.rejects(servedFingerprint(port), 'no new connections after stop')
+  } finally {
+    await agent.close()
+    await slow.close()
+  }
+})

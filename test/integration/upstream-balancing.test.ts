@@ -9,10 +9,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { upstreamSchema } from '../../src/config/schema/upstreams.js'
-import { createUpstream, type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
+import { type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
+import { createTestUpstream, upstreamRequest } from '../harness/upstream-client.js'
 import { FixedClock, systemClock, type Clock } from '../../src/shared/clock.js'
-import { silentLogger } from '../../src/shared/log.js'
 
 interface TestServer {
   readonly url: string
@@ -49,24 +48,13 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 }
 
 function upstream(cfg: Record<string, unknown>, clock: Clock = systemClock): Upstream {
-  const u = createUpstream('test', upstreamSchema.parse(cfg), { source: { baseDir: '/', env: {} }, clock, log: silentLogger() })
+  const u = createTestUpstream(cfg, { clock })
   upstreams.push(u)
   return u
 }
 
 function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    method: 'GET',
-    path: '/',
-    headers: {},
-    clientHost: 'client.example',
-    body: null,
-    signal: new AbortController().signal,
-    responseHeadersTimeoutMs: 2000,
-    idleTimeoutMs: 2000,
-    retries: 0,
-    ...over,
-  }
+  return upstreamRequest(over, 2000)
 }
 
 async function drain(r: UpstreamResult): Promise<string> {

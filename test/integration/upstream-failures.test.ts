@@ -10,10 +10,8 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { once } from 'node:events'
 import { PassThrough, Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { upstreamSchema } from '../../src/config/schema/upstreams.js'
-import { createUpstream, type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
-import { systemClock } from '../../src/shared/clock.js'
-import { silentLogger } from '../../src/shared/log.js'
+import { type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
+import { createTestUpstream, upstreamRequest } from '../harness/upstream-client.js'
 
 interface TestServer {
   readonly url: string
@@ -72,24 +70,13 @@ async function closedPortUrl(): Promise<string> {
 }
 
 function upstream(cfg: Record<string, unknown>): Upstream {
-  const u = createUpstream('test', upstreamSchema.parse(cfg), { source: { baseDir: '/', env: {} }, clock: systemClock, log: silentLogger() })
+  const u = createTestUpstream(cfg)
   cleanups.push(() => u.destroy())
   return u
 }
 
 function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    method: 'GET',
-    path: '/',
-    headers: {},
-    clientHost: 'client.example',
-    body: null,
-    signal: new AbortController().signal,
-    responseHeadersTimeoutMs: 2000,
-    idleTimeoutMs: 2000,
-    retries: 0,
-    ...over,
-  }
+  return upstreamRequest(over, 2000)
 }
 
 async function drain(r: UpstreamResult): Promise<string> {

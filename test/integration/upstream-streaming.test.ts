@@ -19,10 +19,8 @@ import type { AddressInfo } from 'node:net'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { upstreamSchema } from '../../src/config/schema/upstreams.js'
-import { createUpstream, type Upstream, type UpstreamRequest } from '../../src/proxy/upstream/upstream.js'
-import { systemClock } from '../../src/shared/clock.js'
-import { silentLogger } from '../../src/shared/log.js'
+import { type Upstream, type UpstreamRequest } from '../../src/proxy/upstream/upstream.js'
+import { createTestUpstream, upstreamRequest } from '../harness/upstream-client.js'
 
 const MiB = 1024 * 1024
 const BODY_BYTES = 256 * MiB
@@ -47,28 +45,13 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 }
 
 function upstream(url: string): Upstream {
-  const u = createUpstream('stream', upstreamSchema.parse({ targets: [{ url }] }), {
-    source: { baseDir: '/', env: {} },
-    clock: systemClock,
-    log: silentLogger(),
-  })
+  const u = createTestUpstream({ targets: [{ url }] }, { name: 'stream' })
   cleanups.push(() => u.destroy())
   return u
 }
 
-function request(over: Partial<UpstreamRequest>): UpstreamRequest {
-  return {
-    method: 'GET',
-    path: '/',
-    headers: {},
-    clientHost: 'client.example',
-    body: null,
-    signal: new AbortController().signal,
-    responseHeadersTimeoutMs: 10_000,
-    idleTimeoutMs: 10_000,
-    retries: 0,
-    ...over,
-  }
+function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return upstreamRequest(over, 10000)
 }
 
 /** A lazily generated body: chunk i is filled with byte i % 251; nothing is kept. */

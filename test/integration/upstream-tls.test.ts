@@ -11,11 +11,9 @@ import { createServer, type ServerOptions } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { TestPki, pem, type CaFiles, type CertFiles } from '../harness/pki.js'
-import { upstreamSchema } from '../../src/config/schema/upstreams.js'
-import { createUpstream, type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
+import { type Upstream, type UpstreamRequest, type UpstreamResult } from '../../src/proxy/upstream/upstream.js'
+import { createTestUpstream, upstreamRequest } from '../harness/upstream-client.js'
 import { PIN_MISMATCH_CODE } from '../../src/proxy/upstream/classify.js'
-import { systemClock } from '../../src/shared/clock.js'
-import { silentLogger } from '../../src/shared/log.js'
 
 let pki: TestPki
 let upstreamCa: CaFiles
@@ -110,24 +108,13 @@ function mtlsServer(opts: Partial<ServerOptions> = {}): Promise<TlsServer> {
 }
 
 function upstream(cfg: Record<string, unknown>): Upstream {
-  const u = createUpstream('secure', upstreamSchema.parse(cfg), { source: { baseDir: pki.dir, env: {} }, clock: systemClock, log: silentLogger() })
+  const u = createTestUpstream(cfg, { name: 'secure', baseDir: pki.dir })
   cleanups.push(() => u.destroy())
   return u
 }
 
 function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    method: 'GET',
-    path: '/',
-    headers: {},
-    clientHost: 'client.example',
-    body: null,
-    signal: new AbortController().signal,
-    responseHeadersTimeoutMs: 3000,
-    idleTimeoutMs: 3000,
-    retries: 0,
-    ...over,
-  }
+  return upstreamRequest(over, 3000)
 }
 
 async function text(r: UpstreamResult): Promise<string> {

@@ -1,22 +1,7 @@
 /** `listeners:` — where Portcullis accepts connections, and how it terminates TLS. */
 import { z } from 'zod'
+import { defaultCipherList } from '../../shared/tls-ciphers.js'
 import { cidr, duration, hostPattern, name, pemSource, secretRef, size } from './common.js'
-
-/**
- * TLS 1.2 suites: ECDHE key exchange with AEAD ciphers only (no CBC, no RSA key
- * exchange, no SHA-1 MACs). TLS 1.3 suites are all AEAD and listed separately.
- */
-export const defaultCiphers = [
-  'TLS_AES_128_GCM_SHA256',
-  'TLS_AES_256_GCM_SHA384',
-  'TLS_CHACHA20_POLY1305_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':')
 
 const serverCertificate = z.strictObject({
   serverNames: z
@@ -63,7 +48,7 @@ const tls = z.strictObject({
     .default('default')
     .describe('Client sends an SNI no certificate names, or none: "default" serves the first certificate; "reject" fails the handshake. Default: default.'),
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.3').describe('Lowest TLS version accepted. Default: TLSv1.3.'),
-  ciphers: z.string().default(defaultCiphers).describe('OpenSSL cipher list. Default: TLS 1.3 suites and ECDHE with AEAD (GCM, ChaCha20-Poly1305) for TLS 1.2.'),
+  ciphers: z.string().default(defaultCipherList).describe('OpenSSL cipher list. Default: TLS 1.3 suites and ECDHE with AEAD (GCM, ChaCha20-Poly1305) for TLS 1.2.'),
   ecdhCurves: z.string().default('X25519:P-256:P-384').describe('Key-exchange groups in preference order. Default: X25519:P-256:P-384.'),
   clientAuth,
   handshakeTimeout: duration('10s', 'A connection that has not finished its handshake by then is closed.'),

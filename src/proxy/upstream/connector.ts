@@ -26,16 +26,11 @@ import { buildConnector } from 'undici'
 import { ConfigError } from '../../config/issues.js'
 import { readPem, readSecret, SourceError, type SourceContext } from '../../config/secrets.js'
 import type { UpstreamConfig } from '../../config/schema/upstreams.js'
+import { TLS12_CIPHERS } from '../../shared/tls-ciphers.js'
 import { PIN_MISMATCH_CODE } from './classify.js'
 
-const TLS12_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':')
+/** TLS 1.2 suites offered to upstreams; TLS 1.3 suites are OpenSSL's defaults (all AEAD). */
+const TLS12_CIPHER_LIST = TLS12_CIPHERS.join(':')
 
 type TlsConfig = NonNullable<UpstreamConfig['tls']>
 type Path = readonly (string | number)[]
@@ -122,7 +117,7 @@ function buildSecureContext(tls: TlsConfig, base: Path, source: SourceContext): 
     key = keyText
   }
   return load(base, 'TLS settings', () =>
-    createSecureContext({ ca, cert, key, passphrase, minVersion: tls.minVersion, ciphers: TLS12_CIPHERS }),
+    createSecureContext({ ca, cert, key, passphrase, minVersion: tls.minVersion, ciphers: TLS12_CIPHER_LIST }),
   )
 }
 
