@@ -9,7 +9,7 @@ import type { Denial } from '../shared/reasons.js'
  * All hex strings are lowercase without separators.
  */
 export interface Identity {
-  /** Subject DN, RFC 4514 order and escaping as Node prints it, e.g. "CN=a,O=Acme". */
+  /** Subject DN in RFC 4514 form (last RDN first, as `openssl x509 -nameopt RFC2253` prints it), e.g. "CN=a,O=Acme". */
   readonly subject: string
   /** Subject attributes by short name (CN, O, OU, C, ...); each may repeat. */
   readonly subjectFields: Readonly<Record<string, readonly string[]>>
