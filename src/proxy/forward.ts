@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
-import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { Denial } from '../shared/reasons.js'
 import type { CompiledRoute } from './compiled-route.js'
 import type { RequestContext } from './context.js'
@@ -63,6 +63,38 @@ class BodyLimit extends Transform {
     }
     done(null, chunk)
   }
+}
+
+/**
+ * Streams the upstream's body to the client with backpressure, counting bytes.
+ * Not stream.pipeline(): it aborts an internal AbortController at every
+ * finish, building a DOMException with a stack trace per response (measured:
+ * 3% of gateway CPU under keep-alive load). The two failure directions are
+ * wired by hand instead: an upstream error destroys the client response (the
+ * client sees a failure, not a truncated success), and a client that leaves
+ * destroys the upstream body (its connection is aborted, not drained).
+ */
+function streamResponse(body: Readable, res: ServerResponseLike, rec: ExchangeRecord): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('close', onClose)
+      resolve()
+    }
+    const onClose = () => {
+      if (!body.readableEnded) body.destroy()
+      done()
+    }
+    body.on('data', (chunk: Buffer) => {
+      rec.bytesOut += chunk.length
+    })
+    body.once('error', () => {
+      res.destroy()
+      done()
+    })
+    res.once('close', onClose)
+    res.once('finish', done)
+    ;(body as Readable).pipe(res as NodeJS.WritableStream)
+  })
 }
 
 /** The declared body length, or undefined for chunked / HTTP/2 without content-length. */
@@ -155,12 +187,7 @@ export async function forward(
       return undefined
     }
     res.writeHead(result.statusCode, cleanResponseHeaders(result.headers, ctx.id))
-    await new Promise<void>((resolve) => {
-      result.body.on('data', (chunk: Buffer) => {
-        rec.bytesOut += chunk.length
-      })
-      pipeline(result.body, res, () => resolve())
-    })
+    await streamResponse(result.body, res, rec)
     return undefined
   } finally {
     clearTimeout(totalTimer)
