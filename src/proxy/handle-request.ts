@@ -29,7 +29,7 @@ export interface HandlerDeps {
   readonly connectionOf: (req: ServerRequest) => { conn: Connection; denial: Denial | undefined } | undefined
 }
 
-/** Host without port, lowercased; undefined when absent or malformed. */
+/** Host without port or trailing dot, lowercased; undefined when absent or malformed. */
 function requestHost(req: ServerRequest): string | undefined {
   const raw = 'stream' in req ? (req.headers[':authority'] ?? req.headers.host) : req.headers.host
   if (typeof raw !== 'string' || raw.length === 0) return undefined
@@ -42,6 +42,10 @@ function requestHost(req: ServerRequest): string | undefined {
     const colon = host.indexOf(':')
     if (colon >= 0) host = host.slice(0, colon)
   }
+  // "b.example." is the same host as "b.example" (an absolute FQDN). Every
+  // consumer — the misdirection check, the router, the logs — must see one
+  // form, or a trailing dot selects one name's trust and another's routes.
+  if (host.endsWith('.')) host = host.slice(0, -1)
   return host.toLowerCase()
 }
 

@@ -234,7 +234,8 @@ export class Listener {
       listener: this.name,
       remoteAddress: socket.remoteAddress ?? '',
       remotePort: socket.remotePort ?? 0,
-      serverName: servername ? servername.toLowerCase() : undefined,
+      // Lowercased and without a trailing dot, the form requestHost() gives the Host.
+      serverName: servername ? servername.toLowerCase().replace(/\.$/, '') : undefined,
       tlsVersion: socket.getProtocol() ?? '',
       cipher: cipher?.standardName ?? cipher?.name ?? '',
       alpn: socket.alpnProtocol || 'http/1.1',

@@ -58,7 +58,10 @@ export function send(opts: ClientOptions): Promise<ClientResponse> {
       stream.on('data', (c: Buffer) => chunks.push(c))
       stream.on('end', () => {
         session.close()
-        resolve(respond(status, headers, chunks))
+        // A stream that ends without response headers (reset, GOAWAY, closed
+        // connection) got no answer: that is a failure, not "status 0".
+        if (status === 0) reject(Object.assign(new Error('stream ended without a response'), { code: 'ERR_NO_RESPONSE' }))
+        else resolve(respond(status, headers, chunks))
       })
       stream.on('error', (err) => {
         session.destroy()
@@ -88,4 +91,37 @@ export function send(opts: ClientOptions): Promise<ClientResponse> {
     req.on('error', reject)
     req.end(opts.body)
   })
+}
+
+/** What a client saw: a response, or a connection or stream that failed without one. */
+export type Outcome = { readonly kind: 'response'; readonly res: ClientResponse } | { readonly kind: 'closed'; readonly code: string }
+
+/**
+ * One request reduced to what the client saw. A client that neither gets an
+ * answer nor sees the connection fail within `ms` fails the test: a refused
+ * caller must not be left hanging.
+ */
+export async function attempt(opts: ClientOptions, ms = 5000): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no response and no close within ${ms}ms`)), ms)
+  })
+  try {
+    return { kind: 'response', res: await Promise.race([send(opts), timeout]) }
+  } catch (err) {
+    if ((err as Error).message.startsWith('no response and no close')) throw err
+    return { kind: 'closed', code: (err as NodeJS.ErrnoException).code ?? (err as Error).message }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Polls until `check` holds or `ms` passes; returns whether it held. */
+export async function waitFor(check: () => boolean, ms = 3000): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return true
 }
