@@ -50,9 +50,9 @@ const tls = z.strictObject({
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.3').describe('Lowest TLS version accepted. Default: TLSv1.3.'),
   ciphers: z.string().default(defaultCipherList).describe('OpenSSL cipher list. Default: TLS 1.3 suites and ECDHE with AEAD (GCM, ChaCha20-Poly1305) for TLS 1.2.'),
   ecdhCurves: z.string().default('X25519:P-256:P-384').describe('Key-exchange groups in preference order. Default: X25519:P-256:P-384.'),
-  clientAuth,
+  clientAuth: clientAuth.describe('Client-certificate verification: mode, trust anchors (per listener and per SNI name), and how refusals are answered.'),
   handshakeTimeout: duration('10s', 'A connection that has not finished its handshake by then is closed.'),
-  sessionTickets: z.boolean().default(true).describe('Issue TLS session tickets for resumption. Resumed sessions are re-checked (expiry, current trust) as full handshakes. Default: true.'),
+  sessionTickets: z.boolean().default(true).describe('Issue TLS session tickets for resumption. Resumed sessions are re-checked (expiry, current trust) as full handshakes. A listener that allows TLS 1.2 and has perServerName trust issues none: a resumed TLS 1.2 session carries no server name to check. Default: true.'),
   ticketKeyRotation: duration('1h', 'How often session-ticket keys are replaced; older tickets stop resuming.'),
   sessionTimeout: duration('5m', 'Lifetime of a session for resumption.'),
 })
@@ -75,8 +75,8 @@ export const listenerSchema = z.strictObject({
   host: z.string().default('127.0.0.1').describe('Address to bind ("::" for all IPv6 and IPv4). Default: 127.0.0.1.'),
   port: z.number().int().min(0).max(65535).describe('TCP port; 0 picks a free one (tests).'),
   http2: z.boolean().default(true).describe('Offer HTTP/2 by ALPN beside HTTP/1.1. Default: true.'),
-  tls,
-  limits,
+  tls: tls.describe('TLS termination: server certificates by SNI, versions and ciphers, client-certificate verification, sessions.'),
+  limits: limits.describe('Connection and request limits against slowloris and floods. Header limits are per listener because headers are parsed before a route is known.'),
   trustedProxies: z.array(cidr).default([]).describe('Peers whose X-Forwarded-For is kept and extended; from anyone else it is replaced. Default: [] (trust nobody).'),
 })
 export type ListenerConfig = z.infer<typeof listenerSchema>

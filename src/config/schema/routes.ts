@@ -67,14 +67,14 @@ export const routeSchema = z.strictObject({
     hosts: z.array(hostPattern).default([]).describe('Host names ("*.example.com" allowed). Default: [] (any host).'),
     path: pathMatch.prefault({ prefix: '/' }),
     methods: z.array(z.enum(methods)).default([]).describe('Default: [] (any of ' + methods.join(', ') + ').'),
-  }),
-  access,
+  }).describe('What requests the route takes: host, path and method. The most specific route wins (see docs/architecture.md).'),
+  access: access.describe('Who may use the route. Deny by default: a route admits nobody until it names identities or sets allowAnyClientCert / allowAnonymous.'),
   upstream: name.describe('Upstream name (from `upstreams:`).'),
   stripPrefix: z.string().startsWith('/').optional().describe('Removed from the path before forwarding (with a `prefix` match).'),
-  limits,
-  timeouts,
-  retries,
-  headers,
+  limits: limits.describe('Per-route request limits.'),
+  timeouts: timeouts.describe('Per-route upstream timeouts.'),
+  retries: retries.describe('Retries on another target, only where safe.'),
+  headers: headers.describe('What the upstream is told: forwarding headers, the verified identity, and header edits.'),
 })
 export type RouteConfig = z.infer<typeof routeSchema>
 

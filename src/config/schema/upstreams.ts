@@ -67,8 +67,9 @@ export const upstreamSchema = z.strictObject({
   connectTimeout: duration('5s', 'TCP and TLS connect.'),
   keepAliveTimeout: duration('4s', 'Idle pooled connections are closed after this (keep it below the upstream\'s own).'),
   healthCheck: z
-    .strictObject({ passive: passiveHealth, active: activeHealth.optional().describe('Active probes; off unless set.') })
-    .prefault({}),
+    .strictObject({ passive: passiveHealth.describe('Ejection of targets that fail in a row; always on.'), active: activeHealth.optional().describe('Active probes; off unless set.') })
+    .prefault({})
+    .describe('How unhealthy targets are found and taken out of rotation.'),
   hostHeader: z.enum(['preserve', 'target']).default('target').describe('"target": Host is the target\'s host; "preserve": the client\'s Host. Default: target.'),
 })
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
