@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
+import { RevocationSet } from './proxy/revocation-set.js'
 import { Gateway } from './runtime.js'
 import { systemClock } from './shared/clock.js'
 import { createLogger } from './shared/log.js'
@@ -52,7 +53,7 @@ export async function start(opts: StartOptions): Promise<void> {
   // The access log has its own destination: stdout by default, or the configured file.
   const accessDest = pino.destination({ fd: 1, sync: false })
   const accessLog = new AccessLog(pino(accessLogOptions, accessDest))
-  const gateway = new Gateway({ source, clock, log, accessLog })
+  const gateway = new Gateway({ source, clock, log, accessLog, revocation: new RevocationSet() })
   const result = await gateway.apply(text, configPath)
   if (!result.ok) {
     for (const issue of result.issues) process.stderr.write(`${formatIssue(issue)}\n`)

@@ -17,6 +17,7 @@ import { ConfigError, type ConfigIssue } from './config/issues.js'
 import { loadConfig, withPositions } from './config/load.js'
 import type { AccessLog } from './proxy/access-log.js'
 import { Listener, isSameSocket } from './proxy/listener.js'
+import type { RevocationSet } from './proxy/revocation-set.js'
 
 /** The outcome of an apply: the new generation, or why nothing changed. */
 export type ApplyResult =
@@ -25,6 +26,8 @@ export type ApplyResult =
 
 export interface GatewayDeps extends CompileDeps {
   readonly accessLog: AccessLog
+  /** Revoked client certificates; add() takes effect on every listener at once. */
+  readonly revocation: RevocationSet
 }
 
 /** The process's gateway: current runtime, live listeners, and the apply/stop lifecycle. */

@@ -21,6 +21,7 @@ import type { AccessLog } from './access-log.js'
 import type { Connection } from './context.js'
 import type { ServerRequest, ServerResponseLike } from './forward.js'
 import { Http1Deadlines } from './http1-deadlines.js'
+import { canonicalSerial, type RevocationSet, type RevokedCertificate } from './revocation-set.js'
 import { createRequestHandler } from './handle-request.js'
 import { sendRawDenial } from './raw-reply.js'
 import { makeSniCallback, TicketKeyRotator } from './tls/listener-tls.js'
@@ -50,6 +51,8 @@ export interface ListenerDeps {
   readonly clock: Clock
   readonly log: Logger
   readonly accessLog: AccessLog
+  /** Revoked client certificates, for the process (not per config version). */
+  readonly revocation: RevocationSet
 }
 
 /**
@@ -70,6 +73,7 @@ export class Listener {
   private readonly sessions = new Set<ServerHttp2Session>()
   private readonly tickets: TicketKeyRotator | undefined
   private readonly deadlines: Http1Deadlines
+  private readonly unsubscribeRevocations: () => void
   private isClosing = false
 
   constructor(initial: ListenerRuntime, private readonly deps: ListenerDeps) {
@@ -138,6 +142,7 @@ export class Listener {
       })
     })
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket))
+    this.unsubscribeRevocations = deps.revocation.subscribe((added) => this.closeRevoked(added))
     this.tickets = cfg.tls.sessionTickets
       ? new TicketKeyRotator({ intervalMs: cfg.tls.ticketKeyRotation, apply: (key) => this.server.setTicketKeys(key) })
       : undefined
@@ -229,7 +234,10 @@ export class Listener {
     const cipher = socket.getCipher()
     const servername = (socket as TLSSocket & { servername?: string | false }).servername
     const acceptedAt = raw[kAcceptedAt]
-    const identity = 'identity' in verdict ? verdict.identity : undefined
+    let identity = 'identity' in verdict ? verdict.identity : undefined
+    // Checked on every connection, resumed ones included: a revocation applies at once, without a reload.
+    const revoked = identity && this.deps.revocation.lookup(identity)
+    if (revoked) identity = undefined
     const conn: Connection = {
       listener: this.name,
       remoteAddress: socket.remoteAddress ?? '',
@@ -243,7 +251,7 @@ export class Listener {
       handshakeMs: acceptedAt === undefined ? 0 : performance.now() - acceptedAt,
       identity,
     }
-    const denial = 'denial' in verdict ? verdict.denial : undefined
+    const denial = revoked ? revokedDenial(revoked) : 'denial' in verdict ? verdict.denial : undefined
     ;(socket as TrackedSocket)[kConnection] = { conn, denial }
     if (conn.alpn !== 'h2') this.deadlines.track(socket)
     if (denial) {
@@ -260,6 +268,33 @@ export class Listener {
       })
       // Without the operator's opt-in, a refused certificate gets no HTTP exchange.
       if (!lr.config.tls.clientAuth.rejectWithProblem) socket.destroy()
+    }
+  }
+
+  /**
+   * Closes the established connections of certificates just revoked. A
+   * connection answering every request with a problem (rejectWithProblem) is
+   * left alone: it admits nothing already.
+   */
+  private closeRevoked(added: readonly RevokedCertificate[]): void {
+    const serials = new Set(added.map((e) => e.serialNumber))
+    for (const socket of this.sockets) {
+      const state = (socket as TrackedSocket)[kConnection]
+      const identity = state?.conn.identity
+      if (!state || !identity || !serials.has(canonicalSerial(identity.serialNumber))) continue
+      const entry = this.deps.revocation.lookup(identity)
+      if (!entry) continue
+      this.deps.accessLog.handshake({
+        listener: this.name,
+        clientIp: state.conn.remoteAddress,
+        clientPort: state.conn.remotePort,
+        reason: 'cert_revoked',
+        detail: `${revokedDenial(entry).detail}; established connection closed`,
+        subject: identity.subject,
+        fingerprint: identity.fingerprint256,
+        sni: state.conn.serverName,
+      })
+      socket.destroy()
     }
   }
 
@@ -298,6 +333,7 @@ export class Listener {
    */
   async close(drainMs: number): Promise<void> {
     this.isClosing = true
+    this.unsubscribeRevocations()
     this.tickets?.stop()
     this.deadlines.stop()
     const closed = new Promise<void>((resolve) => {
@@ -316,4 +352,8 @@ export class Listener {
     await closed
     clearTimeout(timer)
   }
+}
+
+function revokedDenial(entry: RevokedCertificate): Denial {
+  return { reason: 'cert_revoked', detail: `serial ${entry.serialNumber} revoked at ${new Date(entry.revokedAt).toISOString()} (${entry.reason})` }
 }

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { formatIssue } from '../../src/config/issues.js'
 import { AccessLog, accessLogOptions } from '../../src/proxy/access-log.js'
+import { RevocationSet } from '../../src/proxy/revocation-set.js'
 import { Gateway, type ApplyResult } from '../../src/runtime.js'
 import { systemClock, type Clock } from '../../src/shared/clock.js'
 
@@ -38,7 +39,13 @@ function collector(into: LogLine[]): Writable {
 }
 
 /** Starts a gateway; rejects with the formatted issues when the config is refused. */
-export async function startGateway(opts: { yaml: string; dir?: string; clock?: Clock; env?: Record<string, string> }): Promise<TestGateway> {
+export async function startGateway(opts: {
+  yaml: string
+  dir?: string
+  clock?: Clock
+  env?: Record<string, string>
+  revocation?: RevocationSet
+}): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'portcullis-gw-'))
   const file = join(dir, 'gateway.yaml')
   writeFileSync(file, opts.yaml)
@@ -49,6 +56,7 @@ export async function startGateway(opts: { yaml: string; dir?: string; clock?: C
     clock: opts.clock ?? systemClock,
     log: pino({ level: 'info' }, collector(events)),
     accessLog: new AccessLog(pino(accessLogOptions, collector(logs))),
+    revocation: opts.revocation ?? new RevocationSet(),
   })
   const result = await gateway.apply(opts.yaml, file)
   if (!result.ok) throw new Error(`config refused:\n${result.issues.map(formatIssue).join('\n')}`)
