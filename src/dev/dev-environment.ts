@@ -12,7 +12,7 @@ import { ensureDevPki } from './dev-pki.js'
 import type { DevPki } from './dev-pki.js'
 import { startExampleUpstream } from './example-upstream.js'
 import type { ExampleUpstream } from './example-upstream.js'
-import { writeFileAtomic } from './private-files.js'
+import { writeFileAtomic } from '../shared/private-files.js'
 
 /** Name of the generated config inside the data folder. */
 export const devConfigFileName = 'portcullis.yaml'

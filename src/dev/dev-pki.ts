@@ -33,7 +33,7 @@ import * as x509 from '@peculiar/x509'
 import type { Clock } from '../shared/clock.js'
 import { devProfile, importCaKey, issueDevCa, issueDevLeaf, useNodeCrypto } from './dev-certs.js'
 import type { DevLeafKind, IssuedPair } from './dev-certs.js'
-import { ensurePrivateDir, writeFileAtomic } from './private-files.js'
+import { ensurePrivateDir, writeFileAtomic } from '../shared/private-files.js'
 
 /** Certificates with less validity left than this are replaced (7 days). */
 export const minRemainingMs = 7 * 86_400_000

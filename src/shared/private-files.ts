@@ -1,13 +1,10 @@
 /**
- * File-system helpers for the dev bootstrap's data folder, which holds private
- * keys: a folder only its owner can enter, and whole-file writes that a crash
- * cannot leave half done.
- *
- * They live in `dev/` because the dev bootstrap is their only user today; the
- * real CA (`pki/`) will want the same guarantees and may move them to `shared/`.
+ * File-system helpers for folders that hold private keys (the dev bootstrap's
+ * data folder, the CA folder in `pki/`): a folder only its owner can enter,
+ * and whole-file writes that a crash cannot leave half done.
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 /**
@@ -35,8 +32,13 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * an instant), fsync, rename over the target, fsync the folder.
  *
  * Renaming replaces a symlink at `path` instead of writing through it.
+ *
+ * With `{ overwrite: false }` the temp file is hard-linked to `path` instead
+ * of renamed, which fails with EEXIST if anything (file, symlink) is already
+ * there: a no-clobber write with no check-then-write race. Used where
+ * replacing a file would lose a key (CA init, root key export).
  */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode: number, opts: { readonly overwrite?: boolean } = {}): Promise<void> {
   const dir = dirname(path)
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   const handle = await open(tmp, 'wx', mode)
@@ -51,7 +53,12 @@ export async function writeFileAtomic(path: string, data: string, mode: number):
   }
   await handle.close()
   try {
-    await rename(tmp, path)
+    if (opts.overwrite === false) {
+      await link(tmp, path)
+      await unlink(tmp)
+    } else {
+      await rename(tmp, path)
+    }
   } catch (err) {
     await unlink(tmp).catch(() => undefined)
     throw err
@@ -59,8 +66,11 @@ export async function writeFileAtomic(path: string, data: string, mode: number):
   await syncDir(dir)
 }
 
-/** Makes the rename durable; some file systems cannot fsync a folder, which is not an error worth failing on. */
-async function syncDir(dir: string): Promise<void> {
+/**
+ * Makes a rename or unlink in `dir` durable (exported for callers that delete
+ * key files); some file systems cannot fsync a folder, which is not an error worth failing on.
+ */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r').catch(() => undefined)
   if (!handle) return
   try {
