@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { accessLogSchema, identityAssertionSchema, pathsSchema, shutdownSchema } from './gateway.js'
 import { identitiesSchema } from './identities.js'
 import { listenersSchema } from './listeners.js'
+import { pkiSchema } from './pki.js'
 import { routesSchema } from './routes.js'
 import { upstreamsSchema } from './upstreams.js'
 
@@ -18,6 +19,7 @@ export const configSchema = z.strictObject({
   routes: routesSchema,
   paths: pathsSchema,
   identityAssertion: identityAssertionSchema.optional(),
+  pki: pkiSchema.optional(),
   accessLog: accessLogSchema,
   shutdown: shutdownSchema,
 })
@@ -27,4 +29,5 @@ export type Config = z.infer<typeof configSchema>
 export type { ListenerConfig } from './listeners.js'
 export type { RouteConfig } from './routes.js'
 export type { UpstreamConfig } from './upstreams.js'
+export type { PkiConfig } from './pki.js'
 export type { IdentitiesConfig, IdentityMatcherConfig } from './identities.js'
