@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
+import { startPkiService, type PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { RevocationSet } from './proxy/revocation-set.js'
 import { Gateway } from './runtime.js'
@@ -53,7 +54,9 @@ export async function start(opts: StartOptions): Promise<void> {
   // The access log has its own destination: stdout by default, or the configured file.
   const accessDest = pino.destination({ fd: 1, sync: false })
   const accessLog = new AccessLog(pino(accessLogOptions, accessDest))
-  const gateway = new Gateway({ source, clock, log, accessLog, revocation: new RevocationSet() })
+  // One revoked set for the process: the listeners enforce it, the PKI service fills it.
+  const revocation = new RevocationSet()
+  const gateway = new Gateway({ source, clock, log, accessLog, revocation })
   const result = await gateway.apply(text, configPath)
   if (!result.ok) {
     for (const issue of result.issues) process.stderr.write(`${formatIssue(issue)}\n`)
@@ -63,6 +66,22 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   for (const l of gateway.current().config.listeners) {
     log.info({ listener: l.name, host: l.host, port: gateway.port(l.name) }, 'listening')
+  }
+  // The built-in CA's service starts with the first config and keeps it: a
+  // changed `pki:` section takes effect at the next restart (see SIGHUP).
+  const pkiConfig = gateway.current().config.pki
+  let pki: PkiService | undefined
+  if (pkiConfig) {
+    try {
+      pki = await startPkiService(pkiConfig, { source, clock, log, revocation })
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')
+      await gateway.stop()
+      await stopDev?.()
+      log.flush?.()
+      process.exitCode = 1
+      return
+    }
   }
   mkdirSync(dirname(opts.pidFile), { recursive: true })
   writeFileSync(opts.pidFile, `${process.pid}\n`)
@@ -76,7 +95,12 @@ export async function start(opts: StartOptions): Promise<void> {
       return
     }
     void gateway.apply(next, configPath).then((r) => {
-      if (r.ok) log.info({ generation: r.generation }, 'reload applied')
+      if (r.ok) {
+        log.info({ generation: r.generation }, 'reload applied')
+        if (JSON.stringify(gateway.current().config.pki) !== JSON.stringify(pkiConfig)) {
+          log.warn('reload: the pki section changed; it takes effect at the next restart')
+        }
+      }
       else log.error({ issues: r.issues.map(formatIssue) }, 'reload refused; keeping the running config')
     })
   })
@@ -87,6 +111,8 @@ export async function start(opts: StartOptions): Promise<void> {
     log.info({ signal }, 'draining and stopping')
     void gateway
       .stop()
+      .then(() => pki?.close())
+      .catch((err: unknown) => log.error({ err: (err as Error).message }, 'stop did not complete cleanly'))
       .then(() => stopDev?.())
       .finally(() => {
         rmSync(opts.pidFile, { force: true })
