@@ -4,6 +4,7 @@
  * `validate` import gateway modules directly (they need no running gateway);
  * `reload` signals a running one.
  */
+import { runCa } from './ca.js'
 import { runReload } from './reload.js'
 import { runStart } from './start.js'
 import { runValidate } from './validate.js'
@@ -20,6 +21,8 @@ commands:
   reload [--pid-file FILE]
         Ask a running gateway to reload its config (SIGHUP).
   version         Print the version.
+  ca <init|issue|sign|list|revoke|export-root> --config FILE ...
+        The built-in CA and its inventory (\`portcullis ca\` lists the options).
 `
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
@@ -27,6 +30,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   validate: runValidate,
   reload: runReload,
   version: runVersion,
+  ca: runCa,
 }
 
 const [name, ...args] = process.argv.slice(2)
