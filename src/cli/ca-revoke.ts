@@ -16,19 +16,19 @@
  *   kept, because the operator's reason was not recorded.
  */
 import { loadCa } from '../pki/ca-load.js'
-import { parseRevocationReason } from '../pki/crl-reason.js'
-import { normalizeSerial, revocationReasons, type RevocationReason } from '../storage/types.js'
+import { parseRevocationReason, revocationReasonNames, type RevocationReason } from '../shared/revocation-reasons.js'
+import { normalizeSerial } from '../storage/types.js'
 import { caExit, CaCliFailure, CaUsageError, loadCaContext, parseCaArgs, runCaCommand, stringFlag, withInventory, type CaIo } from './ca-common.js'
 
 /** Usage of `ca revoke`. */
-export const caRevokeUsage = `usage: portcullis ca revoke SERIAL --config FILE --reason ${revocationReasons.join('|')}`
+export const caRevokeUsage = `usage: portcullis ca revoke SERIAL --config FILE --reason ${revocationReasonNames.join('|')}`
 
 function parseReason(text: string): RevocationReason {
   const reason = parseRevocationReason(text)
-  if (reason === undefined || !(revocationReasons as readonly string[]).includes(reason)) {
-    throw new CaUsageError(`--reason must be one of ${revocationReasons.join(', ')} (RFC 5280 names; certificateHold is not supported)`)
+  if (reason === undefined) {
+    throw new CaUsageError(`--reason must be one of ${revocationReasonNames.join(', ')} (RFC 5280 names; revocation is final, so certificateHold is not offered)`)
   }
-  return reason as RevocationReason
+  return reason
 }
 
 function parseSerial(text: string): string {

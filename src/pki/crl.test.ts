@@ -27,7 +27,7 @@ function write(name: string, data: string | Buffer): string {
 const revoked: RevokedEntry[] = [
   { serial: 'FF:01', revokedAt: T0 - 3600_000, reason: 'keyCompromise' },
   { serial: '0a', revokedAt: T0 - 7200_000, reason: 'unspecified' },
-  { serial: '0x1234', revokedAt: T0 - 60_000, reason: 'certificateHold' },
+  { serial: '0x1234', revokedAt: T0 - 60_000, reason: 'privilegeWithdrawn' },
 ]
 
 describe('buildCrl', { timeout: 30_000 }, () => {
@@ -46,7 +46,7 @@ describe('buildCrl', { timeout: 30_000 }, () => {
     // 0A is unspecified: no reason extension; the other two carry theirs.
     const blocks = out.split('Serial Number: ').slice(1)
     assert.doesNotMatch(blocks[0]!, /CRL Reason Code/)
-    assert.match(blocks[1]!, /Certificate Hold/)
+    assert.match(blocks[1]!, /Privilege Withdrawn/)
     assert.match(blocks[2]!, /Key Compromise/)
     assert.match(blocks[2]!, /Revocation Date: Jan 15 11:00:00 2030 GMT/)
     // DER and PEM are the same CRL.

@@ -28,7 +28,7 @@ import { createHash, webcrypto } from 'node:crypto'
 import { AsnConvert } from '@peculiar/asn1-schema'
 import { AuthorityKeyIdentifier, Certificate, KeyIdentifier, id_ce_authorityKeyIdentifier, id_ce_cRLNumber } from '@peculiar/asn1-x509'
 import { Extension, Name, PemConverter, X509Certificate, X509CrlGenerator } from '@peculiar/x509'
-import { revocationReasons, type RevocationReason } from './crl-reason.js'
+import { revocationReasons, type RevocationReason } from '../shared/revocation-reasons.js'
 import { normalizeSerialHex } from './crl-serial.js'
 import { resolveSigningKey, type PrivateKeyInput } from './crl-signing-key.js'
 

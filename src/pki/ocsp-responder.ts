@@ -45,7 +45,7 @@ import {
 } from '@peculiar/asn1-ocsp'
 import { CRLReason, Certificate } from '@peculiar/asn1-x509'
 import type { Clock } from '../shared/clock.js'
-import { revocationReasons, type RevocationReason } from './crl-reason.js'
+import { revocationReasons, type RevocationReason } from '../shared/revocation-reasons.js'
 import { serialHexFromInteger } from './crl-serial.js'
 import { resolveSigningKey, type PrivateKeyInput, type SigningKey } from './crl-signing-key.js'
 import { DEFAULT_MAX_REQUESTS, parseOcspRequest } from './ocsp-request.js'

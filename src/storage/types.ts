@@ -14,6 +14,7 @@
  * limits, serial normalisation, the lock wait loop) live here too, because a
  * backend may import only this file and `shared/`.
  */
+import { parseRevocationReason, revocationReasonNames, type RevocationReason } from '../shared/revocation-reasons.js'
 import type { Clock } from '../shared/clock.js'
 
 // ─── Key-value store ─────────────────────────────────────────────────────────
@@ -162,23 +163,8 @@ export interface Locker {
 
 // ─── Certificate inventory ───────────────────────────────────────────────────
 
-/**
- * RFC 5280 §5.3.1 revocation reasons that a CA may put on a CRL.
- * `certificateHold` and `removeFromCRL` are left out: revocation here is final
- * (the CA/Browser Forum Baseline Requirements forbid suspension), so there is
- * nothing to hold or remove.
- */
-export const revocationReasons = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-  'aACompromise',
-] as const
-export type RevocationReason = (typeof revocationReasons)[number]
+/** Revocation reasons the inventory stores: the shared RFC 5280 table (src/shared/revocation-reasons.ts says what is left out and why). */
+export { revocationReasonNames, type RevocationReason } from '../shared/revocation-reasons.js'
 
 /** What the CA records when it issues a certificate. */
 export interface NewCertificateRecord {
@@ -396,10 +382,10 @@ export function checkNewRecord(record: NewCertificateRecord): CertificateRecord 
   return out
 }
 
-/** Throws unless `reason` is one of `revocationReasons` and `at` a time. */
+/** Throws unless `reason` is one of the shared revocation reasons and `at` a time. */
 export function checkRevocation(reason: RevocationReason, at: number): void {
-  if (!(revocationReasons as readonly string[]).includes(reason)) {
-    throw new StorageLimitError('invalid_argument', `revocation reason must be one of ${revocationReasons.join(', ')}`)
+  if (parseRevocationReason(reason) === undefined) {
+    throw new StorageLimitError('invalid_argument', `revocation reason must be one of ${revocationReasonNames.join(', ')}`)
   }
   if (!Number.isSafeInteger(at) || at < 0) throw new StorageLimitError('invalid_argument', 'revokedAt must be ms since the epoch')
 }

@@ -24,7 +24,6 @@ const ca = pki.root('crl-it-ca')
 const caKey = createPrivateKey(pem(ca.key))
 const good = pki.client('crl-it-good', ca)
 const revoked = pki.client('crl-it-revoked', ca)
-const held = pki.client('crl-it-held', ca)
 const HOUR = 3_600_000
 
 interface Result { code: number; out: string }
@@ -82,12 +81,6 @@ describe('CRL judged by openssl verify', { timeout: 60_000 }, () => {
     const ok = await verify(good, file)
     assert.equal(ok.code, 0, ok.out)
     assert.match(ok.out, /: OK/)
-  })
-
-  test('a certificate on hold is refused too', async () => {
-    const now = Date.now()
-    const crl = await buildCrl({ issuerCertPem: pem(ca.cert), issuerKey: caKey, revoked: [{ serial: await serialOf(held), revokedAt: now, reason: 'certificateHold' }], crlNumber: 2n, thisUpdate: now - 60_000, nextUpdate: now + HOUR })
-    assert.match((await verify(held, save(crl.pem))).out, /certificate revoked/)
   })
 
   test('a CRL past its nextUpdate is refused as expired, so nextUpdate is honoured', async () => {

@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { parseRevocationReason, revocationReasons } from './crl-reason.js'
+import { parseRevocationReason, revocationReasonNames, revocationReasons } from './revocation-reasons.js'
 
 describe('revocation reasons', () => {
   test('codes are those of RFC 5280 §5.3.1', () => {
     assert.deepEqual(revocationReasons, {
       unspecified: 0, keyCompromise: 1, cACompromise: 2, affiliationChanged: 3, superseded: 4,
-      cessationOfOperation: 5, certificateHold: 6, privilegeWithdrawn: 9, aACompromise: 10,
+      cessationOfOperation: 5, privilegeWithdrawn: 9, aACompromise: 10,
     })
+    assert.deepEqual(revocationReasonNames, Object.keys(revocationReasons))
   })
 
   test('parses exact names only, refusing removeFromCRL, other casing and prototype keys', () => {
     assert.equal(parseRevocationReason('keyCompromise'), 'keyCompromise')
     assert.equal(parseRevocationReason('removeFromCRL'), undefined)
+    assert.equal(parseRevocationReason('certificateHold'), undefined, 'revocation is final: nothing is put on hold')
     assert.equal(parseRevocationReason('keycompromise'), undefined)
     assert.equal(parseRevocationReason('toString'), undefined)
     assert.equal(parseRevocationReason('__proto__'), undefined)
