@@ -38,6 +38,10 @@ export const reasons = {
   cert_wrong_usage: { status: 403, title: 'Client certificate not valid for client authentication' },
   cert_revoked: { status: 403, title: 'Client certificate revoked' },
   cert_invalid: { status: 403, title: 'Client certificate rejected' },
+  cert_path_length: { status: 403, title: 'Client certificate chain breaks a CA path length or basic constraint' },
+  cert_name_constraints: { status: 403, title: 'Client certificate names outside its CA name constraints' },
+  cert_weak_key: { status: 403, title: 'Client certificate chain uses a weak key' },
+  cert_validity_too_long: { status: 403, title: 'Client certificate lifetime too long' },
 
   // Access control
   ip_denied: { status: 403, title: 'Address not allowed' },

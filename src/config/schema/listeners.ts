@@ -38,6 +38,7 @@ const clientAuth = z
       .default(false)
       .describe('On a refused client certificate, finish the handshake and answer every request with a problem+json 401/403 naming the reason, instead of closing the connection. Default: false.'),
     maxChainDepth: z.number().int().min(1).max(10).default(4).describe('Longest accepted chain, leaf to anchor. Default: 4.'),
+    maxLeafValidity: duration('398d', 'Longest accepted total lifetime (notAfter - notBefore) of a client certificate; longer ones are refused with cert_validity_too_long.'),
   })
   .prefault({})
 

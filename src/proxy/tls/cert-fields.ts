@@ -33,6 +33,7 @@ const oidSan = '2.5.29.17'
 const oidKeyUsage = '2.5.29.15'
 const oidEku = '2.5.29.37'
 const oidBasicConstraints = '2.5.29.19'
+const oidNameConstraints = '2.5.29.30'
 
 /** What one DER certificate says; no trust implied. */
 export interface CertFields {
@@ -54,6 +55,15 @@ export interface CertFields {
   readonly extKeyUsage: readonly string[] | undefined
   /** basicConstraints cA. */
   readonly isCa: boolean
+  /** basicConstraints pathLenConstraint; undefined when absent (no limit). */
+  readonly pathLen?: number | undefined
+  /** The DER of the subjectPublicKeyInfo, for key-strength checks (chain-policy.ts). */
+  readonly spki?: Buffer | undefined
+  /**
+   * nameConstraints (RFC 5280 4.2.1.10), kept as the DER of its value and
+   * parsed only when a path goes through the CA (chain-policy.ts caches it).
+   */
+  readonly nameConstraints?: { readonly der: Buffer; readonly critical: boolean } | undefined
   /** The signed part (TBSCertificate, DER), its signature algorithm and the signature bytes. */
   readonly tbs: Buffer
   readonly signatureAlgorithm: AlgorithmIdentifier
@@ -164,10 +174,18 @@ function readEku(buf: Buffer, tlv: Tlv): string[] {
   return oids
 }
 
-function readIsCa(buf: Buffer, tlv: Tlv): boolean {
+function readBasicConstraints(buf: Buffer, tlv: Tlv): { isCa: boolean; pathLen: number | undefined } {
   const seq = DerReader.inside(buf, only(buf, tlv, Tag.sequence))
   const ca = seq.optional(Tag.boolean)
-  return ca ? readBoolean(buf, ca) : false
+  const len = seq.optional(Tag.integer)
+  seq.finish()
+  let pathLen: number | undefined
+  if (len) {
+    const bytes = bytesOf(buf, len)
+    if (bytes.length < 1 || bytes.length > 2 || bytes[0]! >= 0x80) throw new DerError('basicConstraints pathLenConstraint out of range')
+    pathLen = bytes.readUIntBE(0, bytes.length)
+  }
+  return { isCa: ca ? readBoolean(buf, ca) : false, pathLen }
 }
 
 /** Serial magnitude: DER sign padding (a leading 0x00 before a byte >= 0x80) removed. */
@@ -203,13 +221,15 @@ export function readCertFields(der: Buffer): CertFields {
   const notAfter = readTime(der, validity.next())
   validity.finish()
   const subject = readName(der, tbs.next(Tag.sequence))
-  tbs.next(Tag.sequence) // subjectPublicKeyInfo
+  const spkiTlv = tbs.next(Tag.sequence) // subjectPublicKeyInfo
   tbs.optional(0x81) // issuerUniqueID
   tbs.optional(0x82) // subjectUniqueID
   let san: CertFields['san'] = { dns: [], uri: [], email: [], ip: [] }
   let keyUsage: Set<number> | undefined
   let extKeyUsage: string[] | undefined
   let isCa = false
+  let pathLen: number | undefined
+  let nameConstraints: CertFields['nameConstraints']
   const extensions = tbs.optional(0xa3)
   tbs.finish()
   if (extensions) {
@@ -221,13 +241,14 @@ export function readCertFields(der: Buffer): CertFields {
       if (seen.has(oid)) throw new DerError(`duplicate extension ${oid}`) // RFC 5280 4.2
       seen.add(oid)
       const critical = ext.optional(Tag.boolean)
-      if (critical) readBoolean(der, critical)
+      const isCritical = critical ? readBoolean(der, critical) : false
       const value = ext.next(Tag.octetString)
       ext.finish()
       if (oid === oidSan) san = readSan(der, value)
       else if (oid === oidKeyUsage) keyUsage = readKeyUsage(der, value)
       else if (oid === oidEku) extKeyUsage = readEku(der, value)
-      else if (oid === oidBasicConstraints) isCa = readIsCa(der, value)
+      else if (oid === oidBasicConstraints) ({ isCa, pathLen } = readBasicConstraints(der, value))
+      else if (oid === oidNameConstraints) nameConstraints = { der: bytesOf(der, value), critical: isCritical }
     }
   }
   return {
@@ -240,6 +261,9 @@ export function readCertFields(der: Buffer): CertFields {
     keyUsage,
     extKeyUsage,
     isCa,
+    pathLen,
+    spki: der.subarray(spkiTlv.start, spkiTlv.end),
+    nameConstraints,
     tbs: der.subarray(tbsTlv.start, tbsTlv.end),
     signatureAlgorithm: readAlgorithm(der, outerAlgorithm),
     signature: signatureBits.subarray(1),

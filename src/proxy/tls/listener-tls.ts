@@ -240,6 +240,7 @@ export function compileListenerTls(cfg: ListenerConfig, deps: ListenerTlsDeps): 
   const policy: PeerPolicy = {
     mode: auth.mode,
     maxChainDepth: auth.maxChainDepth,
+    maxLeafValidity: auth.maxLeafValidity,
     clock: deps.clock,
     pool: deps.previous?.intermediates ?? new IntermediatePool(),
     route: (name) => ({ group: groups[groupFor(name)], hasCertificate: certFor(name) !== undefined }),

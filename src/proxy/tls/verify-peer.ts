@@ -19,7 +19,9 @@
  * path length and name constraints), never the only one.
  *
  * Checks run from the most fundamental: server name, presence, parse, path
- * (trust), validity, usage, then OpenSSL's verdict; the first failure decides.
+ * (trust), validity, usage, chain policy (chain-policy.ts: basic constraints
+ * and path length, name constraints, key strength, leaf lifetime), then
+ * OpenSSL's verdict; the first failure decides.
  *
  * Cost per connection (EC P-256 leaf signed by an anchor or a known
  * intermediate, measured on the test machine): getPeerCertificate(false)
@@ -35,6 +37,7 @@ import type { Identity } from '../context.js'
 import type { Clock } from '../../shared/clock.js'
 import type { Denial, Reason } from '../../shared/reasons.js'
 import { Eku, KeyUsage, readCertFields, type CertFields } from './cert-fields.js'
+import { checkChainPolicy } from './chain-policy.js'
 import { identityFromCertificate } from './identity.js'
 import { buildPath, parseCertificate, type ParsedCert, type IntermediatePool, type TrustGroup } from './trust.js'
 
@@ -46,6 +49,8 @@ export interface PeerPolicy {
   readonly mode: 'required' | 'optional' | 'none'
   /** CA certificates above the leaf, the anchor included. */
   readonly maxChainDepth: number
+  /** Longest accepted leaf lifetime, ms (chain-policy.ts). */
+  readonly maxLeafValidity: number
   readonly clock: Clock
   readonly pool: IntermediatePool
   /** For a lowercased SNI name (undefined = none sent): the trust that applies, and whether a certificate serves it. */
@@ -189,6 +194,10 @@ export function verifyPeer(socket: TLSSocket, policy: PeerPolicy): PeerVerdict {
 
   const usageProblem = checkUsage(fields)
   if (usageProblem) return usageProblem
+
+  // Basic constraints and path length, name constraints, key strength, leaf lifetime: on every connection, resumed or not.
+  const policyProblem = checkChainPolicy(fields, path.cas, { maxLeafValidity: policy.maxLeafValidity })
+  if (policyProblem) return { denial: policyProblem }
 
   const code = opensslCode(socket)
   if (code !== undefined) return deny(opensslReasons[code] ?? 'cert_invalid', `openssl: ${code}`)
