@@ -134,7 +134,9 @@ export function loadCaContext(values: Record<string, unknown>, io: CaIo): CaCont
     throw new CaCliFailure(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
   }
   const source: SourceContext = { baseDir: dirname(path), env: io.env }
-  const loaded = loadConfig(text, file, { source })
+  // Only the pki section matters here; a listener may name managed certificate
+  // files that `ca init` is about to make possible, so referenced files are not read.
+  const loaded = loadConfig(text, file, { source, readFiles: false })
   if (!loaded.ok) {
     for (const issue of loaded.issues) io.err(formatIssue(issue))
     throw new CaCliFailure(`${file} is not a valid config`)

@@ -21,6 +21,13 @@ import { validateConfig } from './validate.js'
 /** What loading needs from outside: where relative paths start and the environment. */
 export interface LoadDeps {
   readonly source: SourceContext
+  /**
+   * Read the files and environment variables the config references (default
+   * true). False still validates and cross-checks everything else: for the
+   * `ca` commands and the managed-certificate step at start, which run before
+   * the files a listener names may exist.
+   */
+  readonly readFiles?: boolean
 }
 
 /** A loaded config, or why not. */
@@ -42,7 +49,7 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
     return { ok: false, issues: sortIssues(issues) }
   }
 
-  const problems = checkConfig(validated.config, deps.source)
+  const problems = checkConfig(validated.config, deps.readFiles === false ? undefined : deps.source)
   if (problems.length > 0) {
     return { ok: false, issues: sortIssues(problems.map((issue) => place(issue, parsed.map, file))) }
   }

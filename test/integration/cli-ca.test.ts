@@ -139,6 +139,22 @@ describe('portcullis ca', { timeout: 120_000 }, () => {
     assert.match(subject.stdout, /^subject=CN=Acme Test Root,O=Acme$/m)
   })
 
+  test('init works on a fresh install whose listener names managed certificate files that do not exist yet', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'portcullis-cli-ca-fresh-'))
+    const config = join(fresh, 'gateway.yaml')
+    writeFileSync(config, readFileSync(ws.config, 'utf8').replace(
+      'certificates: [{ cert: { pem: "-----BEGIN CERTIFICATE-----" }, key: { pem: "-----BEGIN CERTIFICATE-----" } }]',
+      'certificates: [{ cert: { file: ./certs/edge.crt }, key: { file: ./certs/edge.key } }]',
+    ))
+    const r = await portcullis(['ca', 'init', '--config', config])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(statSync(join(fresh, 'ca', 'intermediate.crt')).isFile())
+    // validate still reads every referenced file, and says which one is missing.
+    const v = await portcullis(['validate', config])
+    assert.equal(v.code, 1)
+    assert.match(v.stderr, /edge\.crt/)
+  })
+
   test('init refuses to overwrite an existing CA and changes nothing', async () => {
     const before = hashes(caDir)
     const r = await portcullis(['ca', 'init', '--config', ws.config])
