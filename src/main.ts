@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
-import { startPkiService, type PkiService } from './control/pki-service.js'
+import { loadConfig } from './config/load.js'
+import { ensureManagedCertificatesAtStart, startPkiService, type PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { RevocationSet } from './proxy/revocation-set.js'
 import { Gateway } from './runtime.js'
@@ -57,6 +58,23 @@ export async function start(opts: StartOptions): Promise<void> {
   // One revoked set for the process: the listeners enforce it, the PKI service fills it.
   const revocation = new RevocationSet()
   const gateway = new Gateway({ source, clock, log, accessLog, revocation })
+  // Managed certificates first, so listeners may point at files that do not
+  // exist yet (a fresh install): load without reading referenced files, which
+  // would refuse exactly those. A config that does not load skips this;
+  // apply() below reports its issues.
+  const preloaded = loadConfig(text, configPath, { source, readFiles: false })
+  const startPki = preloaded.ok ? preloaded.config.pki : undefined
+  if (startPki && startPki.managedCertificates.length > 0) {
+    try {
+      await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
+      await stopDev?.()
+      log.flush?.()
+      process.exitCode = 1
+      return
+    }
+  }
   const result = await gateway.apply(text, configPath)
   if (!result.ok) {
     for (const issue of result.issues) process.stderr.write(`${formatIssue(issue)}\n`)
@@ -73,7 +91,20 @@ export async function start(opts: StartOptions): Promise<void> {
   let pki: PkiService | undefined
   if (pkiConfig) {
     try {
-      pki = await startPkiService(pkiConfig, { source, clock, log, revocation })
+      pki = await startPkiService(pkiConfig, {
+        source,
+        clock,
+        log,
+        revocation,
+        // Renewed managed certificates reach the listeners by a reload; a
+        // refused one keeps the old certificates serving.
+        onRenewed: async (renewed) => {
+          const r = await gateway.reload()
+          if (r.ok) log.info({ renewed, generation: r.generation }, 'managed certificates renewed; reload applied')
+          else log.error({ renewed, issues: r.issues.map(formatIssue) }, 'managed certificates renewed but the reload was refused; the previous certificates keep serving')
+          return r.ok // false: the service retries the reload at its next check
+        },
+      })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')
       await gateway.stop()

@@ -35,6 +35,12 @@
  * - A storage or signing failure on a tick is logged and retried on the next
  *   one; it never crashes the process. Failures at start throw, so main.ts
  *   refuses to run with a CA it cannot load.
+ * - Managed certificates (`pki.managedCertificates`) are checked on the tick,
+ *   at most once per `MANAGED_CHECK_INTERVAL_MS` of the injected clock (the
+ *   tick itself runs every `revocationSync`, far more often than a 2/3-of-
+ *   lifetime deadline needs). When any was renewed, `onRenewed` is called
+ *   (main.ts reloads the gateway, which hot-swaps the files). A failed check
+ *   is logged and retried at the next interval; the old files keep serving.
  * - The HTTP endpoint is plain HTTP by design (RFC 5280 §4.2.1.13, RFC 6960
  *   Appendix A: CRLs and OCSP responses are signed, and TLS here would make
  *   revocation checking depend on revocation checking). Short timeouts keep
@@ -49,6 +55,7 @@ import { resolve } from 'node:path'
 import type { PkiConfig } from '../config/schema/index.js'
 import { readSecret, type SourceContext } from '../config/secrets.js'
 import { issueCertificate } from '../pki/ca-issue.js'
+import { ensureManagedCertificates, type EnsureResult } from './managed-certificates.js'
 import { loadCa, type LoadedCa } from '../pki/ca-load.js'
 import { buildCrl, type RevokedEntry } from '../pki/crl.js'
 import { createCrlHttpHandler, type PublishedCrl } from '../pki/crl-http.js'
@@ -69,6 +76,13 @@ export interface PkiServiceDeps {
   readonly log: Logger
   /** The process-wide set the Gateway's listeners enforce. */
   readonly revocation: RevocationSet
+  /**
+   * Called with the names of managed certificates that were just renewed
+   * (main.ts: `gateway.reload()`). Returning false (or throwing) means the
+   * swap did not happen: it is retried at the next check, since the files on
+   * disk are already new and the check alone would find nothing to do.
+   */
+  readonly onRenewed?: (renewed: readonly string[]) => Promise<boolean | void> | boolean | void
 }
 
 /** A running PKI service. */
@@ -83,6 +97,8 @@ export interface PkiService {
 export const SYNC_OVERLAP_MS = 5 * 60_000
 /** Lifetime of the delegated OCSP signer. */
 export const OCSP_SIGNER_VALIDITY_MS = 7 * 24 * 3600_000
+/** How often (by the injected clock) managed certificates are checked for renewal. */
+export const MANAGED_CHECK_INTERVAL_MS = 60_000
 /** Socket-level limits of the HTTP endpoint: answers are small and signed in advance. */
 const HTTP_TIMEOUT_MS = 5000
 
@@ -113,6 +129,46 @@ export async function startPkiService(cfg: PkiConfig, deps: PkiServiceDeps): Pro
   }
 }
 
+/** Loads the CA named by `cfg` (folder relative to the config file, passphrase from its secret reference); the message says which folder failed. */
+export async function loadPkiCa(cfg: Pick<PkiConfig, 'caDir' | 'passphrase'>, source: SourceContext): Promise<LoadedCa> {
+  const dir = resolve(source.baseDir, cfg.caDir)
+  try {
+    const passphrase = readSecret(cfg.passphrase, source)
+    return await loadCa({ dir, passphrase })
+  } catch (cause) {
+    throw new Error(`pki: cannot load the CA in ${dir}: ${describe(cause)}`, { cause })
+  }
+}
+
+/**
+ * For main.ts before the first apply: opens the inventory, loads the CA and
+ * ensures every managed certificate, then closes both, so listeners may point
+ * at managed files that do not exist yet. Does nothing without entries.
+ * Throws an Error naming the step or the entries that failed.
+ */
+export async function ensureManagedCertificatesAtStart(
+  cfg: PkiConfig,
+  deps: { readonly source: SourceContext; readonly clock: Clock; readonly log: Logger },
+): Promise<EnsureResult> {
+  if (cfg.managedCertificates.length === 0) return { renewed: [], failed: [] }
+  let storage: PkiStorage
+  try {
+    storage = await openPkiStorage(cfg.inventory, deps)
+  } catch (cause) {
+    throw new Error(`pki: cannot open the certificate inventory: ${describe(cause)}`, { cause })
+  }
+  try {
+    const ca = await loadPkiCa(cfg, deps.source)
+    const result = await ensureManagedCertificates(cfg, { ...deps, ca, inventory: storage.inventory })
+    if (result.failed.length > 0) {
+      throw new Error(`pki: cannot issue managed certificates: ${result.failed.map((f) => `${f.name}: ${f.error}`).join('; ')}`)
+    }
+    return result
+  } finally {
+    await storage.close()
+  }
+}
+
 interface Signer {
   readonly responder: OcspResponder
   readonly renewAt: number
@@ -128,6 +184,9 @@ class Service implements PkiService {
   /** A revocation was synced that the served CRL does not list yet. */
   private isCrlStale = true
   private signer: Signer | undefined
+  private nextManagedCheck = 0
+  /** Renewed names whose hot-swap failed; handed to onRenewed again at the next check. */
+  private readonly unswapped = new Set<string>()
   private server: Server | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
@@ -145,13 +204,9 @@ class Service implements PkiService {
   }
 
   async start(): Promise<void> {
-    const dir = resolve(this.deps.source.baseDir, this.cfg.caDir)
-    try {
-      const passphrase = readSecret(this.cfg.passphrase, this.deps.source)
-      this.ca = await loadCa({ dir, passphrase })
-    } catch (cause) {
-      throw new Error(`pki: cannot load the CA in ${dir}: ${describe(cause)}`, { cause })
-    }
+    this.ca = await loadPkiCa(this.cfg, this.deps.source)
+    // main.ts ensured them just before; the first check is one interval later.
+    this.nextManagedCheck = this.deps.clock.now() + MANAGED_CHECK_INTERVAL_MS
     this.issuerFingerprint = createHash('sha256').update(new Uint8Array(this.ca.intermediate.rawData)).digest('hex')
     try {
       await this.sync()
@@ -284,6 +339,27 @@ class Service implements PkiService {
       } catch (err) {
         this.deps.log.error({ err: describe(err) }, 'pki: OCSP signer renewal failed; retrying on the next tick')
       }
+    }
+    if (this.cfg.managedCertificates.length > 0 && now >= this.nextManagedCheck) {
+      this.nextManagedCheck = now + MANAGED_CHECK_INTERVAL_MS
+      await this.checkManaged()
+    }
+  }
+
+  /** Renews what is due (failures are logged inside) and hands the renewed names, and any whose swap failed before, to `onRenewed`. */
+  private async checkManaged(): Promise<void> {
+    try {
+      const { renewed } = await ensureManagedCertificates(this.cfg, { ...this.deps, ca: this.ca!, inventory: this.storage.inventory })
+      for (const name of renewed) this.unswapped.add(name)
+    } catch (err) {
+      this.deps.log.error({ err: describe(err) }, 'pki: managed certificate check failed; retrying at the next interval')
+    }
+    if (this.unswapped.size === 0 || !this.deps.onRenewed) return
+    const renewed = [...this.unswapped]
+    try {
+      if ((await this.deps.onRenewed(renewed)) !== false) this.unswapped.clear()
+    } catch (err) {
+      this.deps.log.error({ err: describe(err), renewed }, 'pki: hot-swapping renewed certificates failed; the previous ones keep serving; retrying at the next interval')
     }
   }
 

@@ -4,6 +4,7 @@
  * answers (the URLs written into every certificate it issues). Optional: a
  * gateway that only trusts external CAs has no `pki:` section.
  */
+import { normalize } from 'node:path'
 import { z } from 'zod'
 import { duration, name, secretRef } from './common.js'
 
@@ -38,6 +39,39 @@ const inventory = z
   ])
   .describe('Where the inventory of issued certificates lives: `{ sqlite: path }` or `{ postgres: { connectionString, schema } }`.')
 
+/** `TYPE:value` SANs as the CLI's `--san` takes them; their syntax is checked by the CA's profile rules when issuing. */
+const managedSan = z
+  .string()
+  .regex(/^(dns|ip|uri|email):.+$/i, 'expected "DNS:name", "IP:address", "URI:uri" or "email:address"')
+
+const managedCertificate = z.strictObject({
+  name: name.describe('Name of the certificate, used in logs.'),
+  profile: z.enum(['server', 'client']).describe('`server` for a listener, `client` for an upstream\'s `tls.cert`/`tls.key`.'),
+  subject: z.string().min(1).describe('Subject DN, e.g. "CN=api.example.com, O=Acme".'),
+  sans: z.array(managedSan).default([]).describe('Subject alternative names as "DNS:name", "IP:address", "URI:spiffe://..." or "email:address" (a server needs a DNS or IP name). Default: [].'),
+  validity: duration('30d', 'Lifetime of each issued certificate; it is renewed at two-thirds of it.'),
+  certFile: z.string().min(1).describe('Where the certificate and the issuing CA certificate are written (PEM), relative to the config file.'),
+  keyFile: z.string().min(1).describe('Where the private key is written (PEM, PKCS#8, mode 0600), relative to the config file.'),
+})
+
+const managedCertificates = z
+  .array(managedCertificate)
+  .default([])
+  .superRefine((list, ctx) => {
+    const names = new Set<string>()
+    const files = new Set<string>()
+    list.forEach((entry, i) => {
+      if (names.has(entry.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate managed certificate name "${entry.name}"` })
+      names.add(entry.name)
+      for (const field of ['certFile', 'keyFile'] as const) {
+        const file = normalize(entry[field])
+        if (files.has(file)) ctx.addIssue({ code: 'custom', path: [i, field], message: `"${entry[field]}" is written by another managed certificate entry or field` })
+        files.add(file)
+      }
+    })
+  })
+  .describe('Certificates the gateway issues for itself from the built-in CA, writes to files, and renews at two-thirds of their lifetime (see docs/operations.md, "Managed certificates"). Listeners and upstreams use the files as ordinary `{ file }` PEM sources. Default: [].')
+
 export const pkiSchema = z
   .strictObject({
     caDir: z.string().min(1).describe('Folder made by `portcullis ca init`, relative to the config file.'),
@@ -54,6 +88,7 @@ export const pkiSchema = z
     ocspValidity: duration('1h', 'nextUpdate of each OCSP answer.'),
     revocationSync: duration('500ms', 'How often the gateway reads new revocations from the inventory; a revoked certificate is refused, and its connections closed, within this.'),
     partners: z.record(name, partnerPolicy).default({}).describe('CSR signing policies by partner name. Default: {}.'),
+    managedCertificates,
   })
   .describe('The built-in CA (see docs/operations.md, "Certificate authority").')
 export type PkiConfig = z.infer<typeof pkiSchema>
