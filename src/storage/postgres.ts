@@ -46,6 +46,7 @@ import {
   filterNow,
   normalizeSerial,
   pollForLock,
+  prefixEnd,
 } from './types.js'
 
 /** Milliseconds since the epoch by the server's clock (not the transaction start, which `now()` is). */
@@ -147,11 +148,6 @@ async function migrate(pool: pg.Pool, schema: string, s: string): Promise<void> 
   } finally {
     client.release()
   }
-}
-
-/** Upper bound of the keys under `prefix`: no UTF-8 byte is 0xFF. */
-function prefixEnd(prefix: Buffer): Buffer {
-  return Buffer.concat([prefix, Buffer.from([0xff])])
 }
 
 /** KeyValueStore over `<schema>.kv`. */

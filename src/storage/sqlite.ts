@@ -50,6 +50,7 @@ import {
   filterNow,
   normalizeSerial,
   pollForLock,
+  prefixEnd,
 } from './types.js'
 
 type Db = Database.Database
@@ -159,11 +160,6 @@ function migrate(db: Db, clock: Clock): void {
 
 function nextCounter(db: Db, name: string): number {
   return (db.prepare('UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value').get(name) as { value: number }).value
-}
-
-/** Upper bound of the keys under `prefix`: no UTF-8 byte is 0xFF. */
-function prefixEnd(prefix: Buffer): Buffer {
-  return Buffer.concat([prefix, Buffer.from([0xff])])
 }
 
 /** KeyValueStore over the `kv` table; each write is one IMMEDIATE transaction. */

@@ -298,6 +298,14 @@ export function checkKey(key: string): Buffer {
 }
 
 /** Like `checkKey` for prefixes and cursors, which may be empty. */
+/**
+ * Exclusive upper bound of the keys under `prefix`, for a byte-ordered range
+ * scan (`key >= prefix AND key < prefixEnd(prefix)`): no UTF-8 byte is 0xFF.
+ */
+export function prefixEnd(prefix: Buffer): Buffer {
+  return Buffer.concat([prefix, Buffer.from([0xff])])
+}
+
 export function checkPrefix(prefix: string): Buffer {
   return prefix === '' ? Buffer.alloc(0) : checkKey(prefix)
 }

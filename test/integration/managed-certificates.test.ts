@@ -21,7 +21,7 @@ import { Writable } from 'node:stream'
 import { connect } from 'node:tls'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { Agent, request } from 'undici'
+import { Agent } from 'undici'
 import { pkiSchema, type PkiConfig } from '../../src/config/schema/pki.js'
 import { ensureManagedCertificates, whyRenew, type ManagedCertificateDeps } from '../../src/control/managed-certificates.js'
 import { MANAGED_CHECK_INTERVAL_MS, startPkiService } from '../../src/control/pki-service.js'
@@ -31,6 +31,7 @@ import { FixedClock } from '../../src/shared/clock.js'
 import { openSqliteStorage, type SqliteStorage } from '../../src/storage/sqlite.js'
 import { waitFor } from '../harness/client.js'
 import { startGateway, type LogLine, type TestGateway } from '../harness/gateway.js'
+import { startLoad, type LoadResult } from '../harness/load.js'
 import { TestPki, type CaFiles, type CertFiles } from '../harness/pki.js'
 import { startUpstream, type TestUpstream } from '../harness/upstream.js'
 import { newCa, openssl, passphrase, put } from './pki-helpers.js'
@@ -193,22 +194,8 @@ describe('a listener served from managed certificate files', { timeout: 90_000 }
 
     // 3. Load across the renewal.
     const agent = new Agent({ connections: 8, connect: { ca: readFileSync(rootFile), cert: readFileSync(client.chain), key: readFileSync(client.key), servername: 'localhost' } })
-    let ok = 0
-    const failures: string[] = []
-    let running = true
-    const worker = async () => {
-      while (running) {
-        try {
-          const res = await request(`https://127.0.0.1:${port}/load/x`, { dispatcher: agent })
-          await res.body.text()
-          if (res.statusCode === 200) ok++
-          else failures.push(`status ${res.statusCode}`)
-        } catch (err) {
-          failures.push((err as Error).message)
-        }
-      }
-    }
-    const workers = Array.from({ length: 12 }, worker)
+    const load = startLoad({ url: `https://127.0.0.1:${port}/load/x`, dispatcher: agent, workers: 12 })
+    let result: LoadResult | undefined
     try {
       await new Promise((r) => setTimeout(r, 300))
 
@@ -235,13 +222,12 @@ describe('a listener served from managed certificate files', { timeout: 90_000 }
       assert.equal(again.peer, oldFingerprint, 'which still holds the old certificate')
       await new Promise((r) => setTimeout(r, 300))
     } finally {
-      running = false
-      await Promise.all(workers)
+      result = await load.stop()
       await agent.close()
       keepAlive.destroy()
     }
-    assert.deepEqual(failures, [], 'no request failed across the renewal')
-    assert.ok(ok > 20, `load ran (${ok} requests)`)
+    assert.deepEqual(result.failures, [], 'no request failed across the renewal')
+    assert.ok(result.ok > 20, `load ran (${result.ok} requests)`)
     assert.equal((await storage.inventory.list()).filter((r) => r.subject === 'CN=localhost, O=Portcullis Test').length, 2)
     assert.ok(!JSON.stringify(events).includes('PRIVATE KEY'), 'no key material in the logs')
   })

@@ -11,6 +11,7 @@ import { connect } from 'node:tls'
 import { after, before, test } from 'node:test'
 import { Agent, request } from 'undici'
 import { startGateway, type TestGateway } from '../harness/gateway.js'
+import { startLoad } from '../harness/load.js'
 import { TestPki, type CaFiles, type CertFiles } from '../harness/pki.js'
 import { startUpstream, type TestUpstream } from '../harness/upstream.js'
 
@@ -92,22 +93,7 @@ test('swaps certificates and routes under load with zero failed requests', { tim
       servername: 'localhost',
     },
   })
-  let ok = 0
-  const failures: string[] = []
-  let running = true
-  const worker = async () => {
-    while (running) {
-      try {
-        const res = await request(`https://127.0.0.1:${port}/load/x`, { dispatcher: agent })
-        await res.body.text()
-        if (res.statusCode === 200) ok++
-        else failures.push(`status ${res.statusCode}`)
-      } catch (err) {
-        failures.push((err as Error).message)
-      }
-    }
-  }
-  const workers = Array.from({ length: 16 }, worker)
+  const load = startLoad({ url: `https://127.0.0.1:${port}/load/x`, dispatcher: agent, workers: 16 })
 
   await new Promise((r) => setTimeout(r, 300))
   for (let i = 1; i < servers.length; i++) {
@@ -122,8 +108,7 @@ test('swaps certificates and routes under load with zero failed requests', { tim
   assert.equal(refused.ok, false, 'invalid config refused')
   await new Promise((r) => setTimeout(r, 300))
 
-  running = false
-  await Promise.all(workers)
+  const { ok, failures } = await load.stop()
   await agent.close()
 
   assert.deepEqual(failures, [], 'no request failed during reloads')
