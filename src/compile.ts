@@ -8,6 +8,7 @@ import type { Config } from './config/schema/index.js'
 import { ConfigError, type ConfigIssue } from './config/issues.js'
 import type { SourceContext } from './config/secrets.js'
 import type { Clock } from './shared/clock.js'
+import type { Registry } from './observability/metrics.js'
 import type { Logger } from './shared/log.js'
 import type { Stage } from './proxy/context.js'
 import type { CompiledRoute } from './proxy/compiled-route.js'
@@ -53,6 +54,8 @@ export interface CompileDeps {
   readonly source: SourceContext
   readonly clock: Clock
   readonly log: Logger
+  /** Where listeners and checkers register their metrics (`observability/metrics.ts`); tests that do not look may leave it out. */
+  readonly metrics?: Registry
 }
 
 /** A route's parts that do not depend on the listener it is served on. */

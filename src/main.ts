@@ -8,6 +8,8 @@ import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
 import { loadConfig } from './config/load.js'
+import { createMetricsRegistry } from './observability/metrics.js'
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js'
 import { ensureManagedCertificatesAtStart, startPkiService, type PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { RevocationSet } from './proxy/revocation-set.js'
@@ -57,7 +59,8 @@ export async function start(opts: StartOptions): Promise<void> {
   const accessLog = new AccessLog(pino(accessLogOptions, accessDest))
   // One revoked set for the process: the listeners enforce it, the PKI service fills it.
   const revocation = new RevocationSet()
-  const gateway = new Gateway({ source, clock, log, accessLog, revocation })
+  const metrics = createMetricsRegistry()
+  const gateway = new Gateway({ source, clock, log, accessLog, revocation, metrics })
   // Managed certificates first, so listeners may point at files that do not
   // exist yet (a fresh install): load without reading referenced files, which
   // would refuse exactly those. A config that does not load skips this;
@@ -96,6 +99,7 @@ export async function start(opts: StartOptions): Promise<void> {
         clock,
         log,
         revocation,
+        metrics,
         // Renewed managed certificates reach the listeners by a reload; a
         // refused one keeps the old certificates serving.
         onRenewed: async (renewed) => {
@@ -107,6 +111,23 @@ export async function start(opts: StartOptions): Promise<void> {
       })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')
+      await gateway.stop()
+      await stopDev?.()
+      log.flush?.()
+      process.exitCode = 1
+      return
+    }
+  }
+  // Like pki, the metrics endpoint keeps the first config's address until restart.
+  const metricsConfig = gateway.current().config.metrics
+  let metricsServer: MetricsServer | undefined
+  if (metricsConfig) {
+    try {
+      metricsServer = await startMetricsServer(metrics, metricsConfig)
+      log.info({ host: metricsConfig.host, port: metricsServer.port, path: metricsConfig.path }, 'serving metrics')
+    } catch (err) {
+      log.error({ err: (err as NodeJS.ErrnoException).code ?? (err as Error).message, host: metricsConfig.host, port: metricsConfig.port }, 'cannot start the metrics endpoint')
+      await pki?.close()
       await gateway.stop()
       await stopDev?.()
       log.flush?.()
@@ -131,6 +152,9 @@ export async function start(opts: StartOptions): Promise<void> {
         if (JSON.stringify(gateway.current().config.pki) !== JSON.stringify(pkiConfig)) {
           log.warn('reload: the pki section changed; it takes effect at the next restart')
         }
+        if (JSON.stringify(gateway.current().config.metrics) !== JSON.stringify(metricsConfig)) {
+          log.warn('reload: the metrics section changed; it takes effect at the next restart')
+        }
       }
       else log.error({ issues: r.issues.map(formatIssue) }, 'reload refused; keeping the running config')
     })
@@ -143,6 +167,7 @@ export async function start(opts: StartOptions): Promise<void> {
     void gateway
       .stop()
       .then(() => pki?.close())
+      .then(() => metricsServer?.close())
       .catch((err: unknown) => log.error({ err: (err as Error).message }, 'stop did not complete cleanly'))
       .then(() => stopDev?.())
       .finally(() => {

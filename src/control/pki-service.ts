@@ -62,6 +62,7 @@ import { createCrlHttpHandler, type PublishedCrl } from '../pki/crl-http.js'
 import { crlRegenerationReason, type CrlRegenerationReason } from '../pki/crl-publisher.js'
 import { createOcspHttpHandler } from '../pki/ocsp-http.js'
 import { createOcspResponder, type CertStatusResult, type OcspResponder } from '../pki/ocsp-responder.js'
+import type { Registry } from '../observability/metrics.js'
 import type { RevocationSet } from '../proxy/revocation-set.js'
 import type { Clock } from '../shared/clock.js'
 import type { Logger } from '../shared/log.js'
@@ -76,6 +77,8 @@ export interface PkiServiceDeps {
   readonly log: Logger
   /** The process-wide set the Gateway's listeners enforce. */
   readonly revocation: RevocationSet
+  /** Where the service registers its metrics; optional in tests. */
+  readonly metrics?: Registry
   /**
    * Called with the names of managed certificates that were just renewed
    * (main.ts: `gateway.reload()`). Returning false (or throwing) means the

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { formatIssue } from '../../src/config/issues.js'
 import { AccessLog, accessLogOptions } from '../../src/proxy/access-log.js'
+import type { Registry } from '../../src/observability/metrics.js'
 import { RevocationSet } from '../../src/proxy/revocation-set.js'
 import { Gateway, type ApplyResult } from '../../src/runtime.js'
 import { systemClock, type Clock } from '../../src/shared/clock.js'
@@ -45,6 +46,7 @@ export async function startGateway(opts: {
   clock?: Clock
   env?: Record<string, string>
   revocation?: RevocationSet
+  metrics?: Registry
 }): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'portcullis-gw-'))
   const file = join(dir, 'gateway.yaml')
@@ -57,6 +59,7 @@ export async function startGateway(opts: {
     log: pino({ level: 'info' }, collector(events)),
     accessLog: new AccessLog(pino(accessLogOptions, collector(logs))),
     revocation: opts.revocation ?? new RevocationSet(),
+    metrics: opts.metrics,
   })
   const result = await gateway.apply(opts.yaml, file)
   if (!result.ok) throw new Error(`config refused:\n${result.issues.map(formatIssue).join('\n')}`)

@@ -40,3 +40,11 @@ export const shutdownSchema = z
     drainTimeout: duration('30s', 'On SIGTERM or reload, how long old connections may finish in-flight requests before they are closed.'),
   })
   .prefault({})
+
+export const metricsSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Address to bind. Metrics name partners, certificates and upstreams: expose them beyond the host deliberately. Default: 127.0.0.1.'),
+    port: z.number().int().min(0).max(65535).describe('TCP port of the plain-HTTP metrics endpoint.'),
+    path: z.string().startsWith('/').default('/metrics').describe('Path Prometheus scrapes. Default: /metrics.'),
+  })
+  .describe('Prometheus metrics endpoint (text format; process metrics plus `portcullis_*`, see docs/operations.md "Metrics"). Off unless set; applies at start (a reload that changes it logs a warning).')

@@ -4,7 +4,7 @@
  * Validated configs are deep-frozen.
  */
 import { z } from 'zod'
-import { accessLogSchema, identityAssertionSchema, pathsSchema, shutdownSchema } from './gateway.js'
+import { accessLogSchema, identityAssertionSchema, metricsSchema, pathsSchema, shutdownSchema } from './gateway.js'
 import { identitiesSchema } from './identities.js'
 import { listenersSchema } from './listeners.js'
 import { pkiSchema } from './pki.js'
@@ -21,6 +21,7 @@ export const configSchema = z.strictObject({
   identityAssertion: identityAssertionSchema.optional(),
   pki: pkiSchema.optional(),
   accessLog: accessLogSchema,
+  metrics: metricsSchema.optional(),
   shutdown: shutdownSchema,
 })
 
