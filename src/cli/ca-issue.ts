@@ -7,11 +7,14 @@
  * - Files: cert.pem (the leaf), chain.pem (intermediate then root),
  *   fullchain.pem (leaf then intermediate: what a TLS server presents) and
  *   key.pem (0600). None may exist yet: an issue never overwrites a key.
- * - The key is encrypted (PKCS#8, AES-256-CBC) with the CA passphrase unless
- *   `--plain-key`, and the output says which, so nobody deploys a key they
- *   cannot open or leaves an unencrypted one lying around unknowingly.
- *   Whoever receives an encrypted key must then also hold the CA passphrase;
- *   for keys handed to third parties prefer `ca sign` with their own CSR.
+ * - The key is encrypted (PKCS#8, AES-256-CBC) with a passphrase of its own
+ *   (`--key-passphrase-env NAME` or `--key-passphrase-file FILE`, never from
+ *   argv, like the CA's), else with the CA passphrase, else not at all with
+ *   `--plain-key`; the output says which, so nobody deploys a key they cannot
+ *   open or leaves an unencrypted one lying around unknowingly. A key handed
+ *   to someone else should get its own passphrase: the CA passphrase must
+ *   never travel with it. For third parties prefer `ca sign` with their own
+ *   CSR, so their key never exists here at all.
  * - Order: issue in memory → record in the inventory → write the files. A
  *   certificate that exists on disk is always in the inventory (so it can be
  *   listed and revoked); a failed write leaves at worst an inventory record
@@ -25,10 +28,12 @@
 import { toInventoryRecord } from '../control/inventory-record.js'
 import { access, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import type { SecretRef } from '../config/schema/common.js'
+import { readSecret, SourceError } from '../config/secrets.js'
 import { issueCertificate } from '../pki/ca-issue.js'
 import { loadCa } from '../pki/ca-load.js'
 import type { San } from '../pki/ca-names.js'
-import { isKeyAlgorithmName } from '../pki/keys.js'
+import { checkPassphrase, isKeyAlgorithmName } from '../pki/keys.js'
 import { isProfileName } from '../pki/profiles.js'
 import { writeFileAtomic } from '../shared/private-files.js'
 import {
@@ -48,7 +53,8 @@ import {
 /** Usage of `ca issue`. */
 export const caIssueUsage = `usage: portcullis ca issue --config FILE --profile server|client|partner|spiffe|ocsp_signer --subject CN|DN
        [--san DNS:name --san URI:spiffe://... --san IP:addr --san email:addr ...] [--validity 30d]
-       [--partner NAME] [--key-algorithm ec-p256|ec-p384|rsa-3072|rsa-4096] --out-dir DIR [--plain-key]`
+       [--partner NAME] [--key-algorithm ec-p256|ec-p384|rsa-3072|rsa-4096] --out-dir DIR
+       [--key-passphrase-env NAME | --key-passphrase-file FILE | --plain-key]`
 
 /** Output file names inside --out-dir. */
 export const issuedFiles = { cert: 'cert.pem', chain: 'chain.pem', fullchain: 'fullchain.pem', key: 'key.pem' } as const
@@ -78,6 +84,8 @@ export function runCaIssue(args: readonly string[], io: CaIo): Promise<number> {
         'key-algorithm': { type: 'string' },
         'out-dir': { type: 'string' },
         'plain-key': { type: 'boolean' },
+        'key-passphrase-env': { type: 'string' },
+        'key-passphrase-file': { type: 'string' },
       },
       false,
     )
@@ -96,6 +104,7 @@ export function runCaIssue(args: readonly string[], io: CaIo): Promise<number> {
     if (!isKeyAlgorithmName(keyAlgorithm)) throw new CaUsageError(`--key-algorithm must be one of ec-p256, ec-p384, rsa-3072, rsa-4096`)
     const outDir = resolve(stringFlag(values, 'out-dir', true))
     const plainKey = values['plain-key'] === true
+    const keyPassphraseRef = keyPassphraseFlag(values, plainKey)
 
     const ctx = loadCaContext(values, io)
     if (partner !== undefined && ctx.pki.partners[partner] === undefined) {
@@ -116,6 +125,8 @@ export function runCaIssue(args: readonly string[], io: CaIo): Promise<number> {
     }
 
     const passphrase = ctx.passphrase()
+    // Read before anything is issued or recorded, so a missing secret changes nothing.
+    const keyPassphrase = keyPassphraseRef && readKeyPassphrase(keyPassphraseRef, io)
     const ca = await loadCa({ dir: ctx.caDir, passphrase })
     const issued = await issueCertificate(ca, {
       profile,
@@ -125,7 +136,7 @@ export function runCaIssue(args: readonly string[], io: CaIo): Promise<number> {
       clock: io.clock,
       ...(validityMs === undefined ? {} : { validityMs }),
       ...(partner === undefined ? {} : { partner }),
-      ...(plainKey ? { plainKey: true } : { keyPassphrase: passphrase }),
+      ...(plainKey ? { plainKey: true } : { keyPassphrase: keyPassphrase ?? passphrase }),
     })
     // Created 0700 when missing (after the passphrase proved right, so a failure leaves nothing behind);
     // an existing folder keeps its mode (it may be shared, e.g. /etc/ssl).
@@ -149,11 +160,41 @@ export function runCaIssue(args: readonly string[], io: CaIo): Promise<number> {
     io.out(
       plainKey
         ? `  key:       ${paths.key} (0600, NOT encrypted: --plain-key)`
-        : `  key:       ${paths.key} (0600, encrypted with the CA passphrase)`,
+        : keyPassphraseRef
+          ? `  key:       ${paths.key} (0600, encrypted with the passphrase from ${'env' in keyPassphraseRef ? `$${keyPassphraseRef.env}` : keyPassphraseRef.file})`
+          : `  key:       ${paths.key} (0600, encrypted with the CA passphrase)`,
     )
     io.out(`  recorded in the inventory`)
     return caExit.ok
   })
+}
+
+/** The key's own passphrase source, if one was given; at most one of the three key flags. */
+function keyPassphraseFlag(values: Record<string, unknown>, plainKey: boolean): SecretRef | undefined {
+  const env = stringFlag(values, 'key-passphrase-env')
+  const file = stringFlag(values, 'key-passphrase-file')
+  if ([env, file, plainKey ? true : undefined].filter((v) => v !== undefined).length > 1) {
+    throw new CaUsageError('give at most one of --key-passphrase-env, --key-passphrase-file and --plain-key')
+  }
+  return env !== undefined ? { env } : file !== undefined ? { file } : undefined
+}
+
+/** Reads the key's passphrase (relative files from the working directory) and checks its strength. */
+function readKeyPassphrase(ref: SecretRef, io: CaIo): string {
+  const flag = 'env' in ref ? '--key-passphrase-env' : '--key-passphrase-file'
+  let value: string
+  try {
+    value = readSecret(ref, { baseDir: process.cwd(), env: io.env })
+  } catch (err) {
+    if (err instanceof SourceError) throw new CaCliFailure(`${flag}: ${err.message}`)
+    throw err
+  }
+  try {
+    checkPassphrase(value)
+  } catch (err) {
+    throw new CaCliFailure(`${flag}: ${(err as Error).message}`)
+  }
+  return value
 }
 
 /** Escapes an RFC 4514 attribute value (a bare --subject or partner name). */

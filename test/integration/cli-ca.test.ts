@@ -195,6 +195,41 @@ describe('portcullis ca', { timeout: 120_000 }, () => {
     assert.deepEqual(hashes(out), before)
   })
 
+  test('issue --key-passphrase-env encrypts the key with its own passphrase, not the CA one; a short or missing one changes nothing', async () => {
+    const keyPassphrase = 'a passphrase only the partner holds'
+    const env = { PORTCULLIS_CA_PASSPHRASE: passphrase, PARTNER_KEY_PASS: keyPassphrase, SHORT_PASS: 'short' }
+    const base = ['ca', 'issue', '--config', ws.config, '--profile', 'partner', '--partner', 'acme', '--subject', 'device-7']
+    const before = (await list(ws.config)).length
+
+    const missing = await portcullis([...base, '--out-dir', join(ws.dir, 'k-missing'), '--key-passphrase-env', 'NOT_SET'], env)
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /--key-passphrase-env: .*NOT_SET/)
+    const short = await portcullis([...base, '--out-dir', join(ws.dir, 'k-short'), '--key-passphrase-env', 'SHORT_PASS'], env)
+    assert.equal(short.code, 1)
+    assert.match(short.stderr, /--key-passphrase-env: .*at least \d+ characters/)
+    const both = await portcullis([...base, '--out-dir', join(ws.dir, 'k-both'), '--key-passphrase-env', 'PARTNER_KEY_PASS', '--plain-key'], env)
+    assert.equal(both.code, 2)
+    assert.equal((await list(ws.config)).length, before, 'nothing issued or recorded by the refused runs')
+    assert.equal(existsSync(join(ws.dir, 'k-missing')), false)
+
+    const out = join(ws.dir, 'k-own')
+    const r = await portcullis([...base, '--out-dir', out, '--key-passphrase-env', 'PARTNER_KEY_PASS'], env)
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /encrypted with the passphrase from \$PARTNER_KEY_PASS/)
+    assert.equal(statSync(join(out, 'key.pem')).mode & 0o777, 0o600)
+    const own = await openssl(['pkey', '-in', join(out, 'key.pem'), '-passin', `pass:${keyPassphrase}`, '-noout'])
+    assert.equal(own.code, 0, own.stderr)
+    const withCa = await openssl(['pkey', '-in', join(out, 'key.pem'), '-passin', `pass:${passphrase}`, '-noout'])
+    assert.notEqual(withCa.code, 0, 'the CA passphrase does not open it')
+
+    const fileOut = join(ws.dir, 'k-file')
+    const passFile = join(ws.dir, 'key-pass.txt')
+    writeFileSync(passFile, `${keyPassphrase}\n`, { mode: 0o600 })
+    const fromFile = await portcullis([...base, '--subject', 'device-8', '--out-dir', fileOut, '--key-passphrase-file', passFile], env)
+    assert.equal(fromFile.code, 0, fromFile.stderr)
+    assert.equal((await openssl(['pkey', '-in', join(fileOut, 'key.pem'), '-passin', `pass:${keyPassphrase}`, '-noout'])).code, 0)
+  })
+
   test('sign: an openssl CSR within the partner policy is signed, verified by openssl and listed under the partner', async () => {
     const csr = await makeCsr(ws.dir, 'good', 'svc.acme.example', 'DNS:svc.acme.example')
     const out = join(ws.dir, 'good.crt')
