@@ -41,6 +41,8 @@ export const reasons = {
   cert_path_length: { status: 403, title: 'Client certificate chain breaks a CA path length or basic constraint' },
   cert_name_constraints: { status: 403, title: 'Client certificate names outside its CA name constraints' },
   cert_weak_key: { status: 403, title: 'Client certificate chain uses a weak key' },
+  cert_weak_signature: { status: 403, title: 'Client certificate chain uses a forbidden signature algorithm' },
+  cert_chain_too_long: { status: 403, title: 'Client certificate chain too long' },
   cert_validity_too_long: { status: 403, title: 'Client certificate lifetime too long' },
 
   // Access control

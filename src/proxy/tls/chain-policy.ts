@@ -19,7 +19,7 @@
  * - Key strength of EVERY certificate on the path, the leaf included: RSA (and
  *   RSA-PSS) >= 2048 bits, EC on P-256/P-384/P-521 only, Ed25519/Ed448; DSA and
  *   anything else refused. (Signature algorithms — SHA-1, MD5 — are refused
- *   for every link by buildPath.) → cert_weak_key.
+ *   for every link by buildPath, as cert_weak_signature.) → cert_weak_key.
  * - Leaf lifetime (notAfter - notBefore) at most `maxLeafValidity`, as the
  *   CA/Browser Forum caps server certificates at 398 days: long-lived client
  *   certificates are a revocation liability. → cert_validity_too_long.

@@ -15,6 +15,22 @@ import { constants, verify, type KeyObject } from 'node:crypto'
 import type { AlgorithmIdentifier, CertFields } from './cert-fields.js'
 import { DerError, DerReader, Tag, readOid } from './der.js'
 
+/** Names of refused algorithms a partner's CA may still use, for refusal details ("ecdsa-with-SHA1", not an OID). */
+const refusedNames: Readonly<Record<string, string>> = {
+  '1.2.840.113549.1.1.2': 'md2WithRSAEncryption',
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
+  '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
+  '1.2.840.10040.4.3': 'dsa-with-SHA1',
+  '1.2.840.113549.1.1.10': 'RSASSA-PSS with SHA-1 or mismatched parameters',
+}
+
+/** "ecdsa-with-SHA1 (1.2.840.10045.4.1)" for known weak algorithms, the bare OID otherwise. */
+export function describeSignatureAlgorithm(oid: string): string {
+  const name = refusedNames[oid]
+  return name ? `${name} (${oid})` : oid
+}
+
 /** The outcome: only "valid" lets a path go on. */
 export type SignatureCheck = 'valid' | 'invalid' | 'unsupported'
 

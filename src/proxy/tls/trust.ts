@@ -126,7 +126,7 @@ export type PathResult =
   /** A certificate that signed the one below it is not a CA (basicConstraints). */
   | { readonly ok: false; readonly problem: 'not_ca'; readonly subject: string }
   /** A candidate issuer matched by name, but the signature algorithm is not one we accept (e.g. SHA-1). */
-  | { readonly ok: false; readonly problem: 'unsupported_signature'; readonly algorithm: string }
+  | { readonly ok: false; readonly problem: 'unsupported_signature'; readonly algorithm: string; readonly subject: string; readonly isLeaf: boolean }
 
 /** Hard bound on the walk whatever maxChainDepth says (the schema allows 10). */
 const maxSteps = 12
@@ -155,7 +155,9 @@ export function buildPath(
   let cur: Link = leaf
   for (let step = 0; step < maxSteps; step++) {
     const issuerName = cur.fields.issuer.text
-    if (!isAcceptedAlgorithm(cur.fields.signatureAlgorithm)) return { ok: false, problem: 'unsupported_signature', algorithm: cur.fields.signatureAlgorithm.oid }
+    if (!isAcceptedAlgorithm(cur.fields.signatureAlgorithm)) {
+      return { ok: false, problem: 'unsupported_signature', algorithm: cur.fields.signatureAlgorithm.oid, subject: cur.fields.subject.text, isLeaf: cur === leaf }
+    }
     const anchor = group.issuersOf(issuerName).find((a) => signed(cur, a))
     if (anchor) {
       cas.push(anchor)

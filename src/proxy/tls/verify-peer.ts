@@ -39,6 +39,7 @@ import type { Denial, Reason } from '../../shared/reasons.js'
 import { Eku, KeyUsage, readCertFields, type CertFields } from './cert-fields.js'
 import { checkChainPolicy } from './chain-policy.js'
 import { identityFromCertificate } from './identity.js'
+import { describeSignatureAlgorithm } from './signature.js'
 import { buildPath, parseCertificate, type ParsedCert, type IntermediatePool, type TrustGroup } from './trust.js'
 
 /** The verdict on one connection: who it is (undefined = anonymous, allowed by the mode) or why not. */
@@ -180,11 +181,13 @@ export function verifyPeer(socket: TLSSocket, policy: PeerPolicy): PeerVerdict {
           : deny('cert_unknown_ca', `untrusted issuer ${clip(path.issuer)}${scope}${when}`)
       }
       case 'too_long':
-        return deny('cert_invalid', `chain longer than maxChainDepth ${policy.maxChainDepth}`)
+        return deny('cert_chain_too_long', `chain of ${path.depth} CA certificates is longer than maxChainDepth ${policy.maxChainDepth}`)
       case 'not_ca':
-        return deny('cert_invalid', `issuer ${clip(path.subject)} is not a CA`)
-      case 'unsupported_signature':
-        return deny('cert_invalid', `unsupported signature algorithm ${path.algorithm}`)
+        return deny('cert_path_length', `issuer ${clip(path.subject)} is not a CA (basicConstraints cA is not TRUE)`)
+      case 'unsupported_signature': {
+        const which = path.isLeaf ? 'leaf' : `CA ${clip(path.subject)}`
+        return deny('cert_weak_signature', `${which}: signature algorithm ${describeSignatureAlgorithm(path.algorithm)} is not accepted; SHA-256 or stronger is required`)
+      }
     }
   }
 
