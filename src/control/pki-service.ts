@@ -44,9 +44,10 @@
  * - The HTTP endpoint is plain HTTP by design (RFC 5280 §4.2.1.13, RFC 6960
  *   Appendix A: CRLs and OCSP responses are signed, and TLS here would make
  *   revocation checking depend on revocation checking). Short timeouts keep
- *   slow clients from holding sockets. Besides `/crl` and `/ocsp`, it also
- *   serves the paths of the URLs written into issued certificates (ca.json),
- *   so a certificate's CDP/AIA URL works when it points at this endpoint.
+ *   slow clients from holding sockets. Besides `/crl` (DER), `/crl.pem` and
+ *   `/ocsp`, it also serves the paths of the URLs written into issued
+ *   certificates (ca.json), so a certificate's CDP/AIA URL works when it
+ *   points at this endpoint.
  */
 import { createHash, createPrivateKey } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -383,6 +384,8 @@ class Service implements PkiService {
     for (const path of ['/crl', pathOf(this.ca!.urls.crlUrl)]) {
       if (path && !crlHandlers.has(path)) crlHandlers.set(path, createCrlHttpHandler(() => this.crl, { path, now }))
     }
+    // The same CRL PEM-armoured, for operators and tools (docs/operations.md).
+    if (!crlHandlers.has('/crl.pem')) crlHandlers.set('/crl.pem', createCrlHttpHandler(() => this.crl, { path: '/crl.pem', now, format: 'pem' }))
     const responder: OcspResponder = (der) => this.signer!.responder(der)
     const ocspHandlers = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>()
     for (const path of ['/ocsp', pathOf(this.ca!.urls.ocspUrl)]) {

@@ -9,9 +9,14 @@
  * RFC 5019-style caching would otherwise hide a new CRL until expiry.
  * No CRL yet (first build pending or failed) is 503 with Retry-After, never
  * an empty or stale body.
+ *
+ * `format: 'pem'` serves the same CRL PEM-armoured (`application/x-pem-file`)
+ * for tools and operators that want text (`curl … | openssl crl -noout
+ * -text`); relying parties use the DER URL written into certificates.
  */
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { PemConverter } from '@peculiar/x509'
 
 /** The CRL being served, with its window (ms since the epoch). */
 export interface PublishedCrl {
@@ -26,11 +31,15 @@ export interface CrlHttpOptions {
   readonly path: string
   /** Supplies "now" for max-age; usually the process Clock's `now`. */
   readonly now: () => number
+  /** Body encoding; default 'der'. */
+  readonly format?: 'der' | 'pem'
 }
 
 /** Returns a node:http listener serving `current()` at `options.path`. */
 export function createCrlHttpHandler(current: () => PublishedCrl | undefined, options: CrlHttpOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const etags = new WeakMap<Buffer, string>()
+  const isPem = options.format === 'pem'
+  // Per published CRL: the body in the served format and its ETag, computed once.
+  const bodies = new WeakMap<Buffer, { readonly body: Buffer; readonly etag: string }>()
   return (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0]
     if (path !== options.path) return empty(res, 404)
@@ -43,11 +52,13 @@ export function createCrlHttpHandler(current: () => PublishedCrl | undefined, op
       res.setHeader('Retry-After', '10')
       return empty(res, 503)
     }
-    let etag = etags.get(crl.der)
-    if (etag === undefined) {
-      etag = `"${createHash('sha256').update(crl.der).digest('hex')}"`
-      etags.set(crl.der, etag)
+    let served = bodies.get(crl.der)
+    if (served === undefined) {
+      const body = isPem ? Buffer.from(`${PemConverter.encode(new Uint8Array(crl.der), 'X509 CRL')}\n`) : crl.der
+      served = { body, etag: `"${createHash('sha256').update(body).digest('hex')}"` }
+      bodies.set(crl.der, served)
     }
+    const { body, etag } = served
     const maxAge = Math.max(0, Math.floor((crl.nextUpdate - options.now()) / 1000))
     res.setHeader('Cache-Control', `max-age=${maxAge}, public, no-transform, must-revalidate`)
     res.setHeader('ETag', etag)
@@ -55,9 +66,9 @@ export function createCrlHttpHandler(current: () => PublishedCrl | undefined, op
     res.setHeader('Expires', new Date(crl.nextUpdate).toUTCString())
     if (req.headers['if-none-match'] === etag) return empty(res, 304)
     res.statusCode = 200
-    res.setHeader('Content-Type', 'application/pkix-crl')
-    res.setHeader('Content-Length', crl.der.length)
-    res.end(req.method === 'HEAD' ? undefined : crl.der)
+    res.setHeader('Content-Type', isPem ? 'application/x-pem-file' : 'application/pkix-crl')
+    res.setHeader('Content-Length', body.length)
+    res.end(req.method === 'HEAD' ? undefined : body)
   }
 }
 

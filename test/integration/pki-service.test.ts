@@ -273,13 +273,21 @@ describe('CRL and OCSP over HTTP', { timeout: 60_000 }, () => {
     }
   })
 
-  test('serves only /crl and /ocsp (and the CA URLs’ paths); everything else is 404', async () => {
+  test('serves only /crl, /crl.pem and /ocsp (and the CA URLs’ paths); everything else is 404', async () => {
     const service = await start()
     try {
       const port = service.port!
       assert.equal(await curl(`http://127.0.0.1:${port}/`, join(work, 'x1')), 404)
       assert.equal(await curl(`http://127.0.0.1:${port}/crl/x`, join(work, 'x2')), 404)
       assert.equal(await curl(`http://127.0.0.1:${port}/intermediate.crl`, join(work, 'x3')), 200, 'the CDP path written in certificates')
+      // The PEM form is the same CRL: openssl reads it as PEM and it equals the DER one.
+      const pemFile = join(work, 'x4.pem')
+      assert.equal(await curl(`http://127.0.0.1:${port}/crl.pem`, pemFile), 200)
+      const derFile = join(work, 'x4.der')
+      openssl(['crl', '-in', pemFile, '-outform', 'DER', '-out', derFile])
+      assert.deepEqual(readFileSync(derFile), readFileSync(join(work, 'x3')))
+      const text = openssl(['crl', '-in', pemFile, '-CAfile', chainFile, '-noout', '-text'])
+      assert.match(text.stderr + text.stdout, /verify OK/)
     } finally {
       await service.close()
     }
