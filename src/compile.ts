@@ -23,6 +23,8 @@ import { IdentityAssertionSigner } from './proxy/identity-assertion.js'
 import { compileListenerTls, type ListenerTls } from './proxy/tls/listener-tls.js'
 import { createUpstream, type Upstream } from './proxy/upstream/upstream.js'
 import type { ListenerConfig } from './config/schema/listeners.js'
+import { CrlParserPool } from './proxy/tls/revocation/crl-parser-pool.js'
+import { compileListenerRevocation, type ListenerRevocation } from './proxy/tls/revocation/listener-revocation.js'
 
 /** The public JWKS of the identity assertion signer, served on every listener. */
 export interface JwksEndpoint {
@@ -38,6 +40,8 @@ export interface ListenerRuntime {
   readonly router: Router<CompiledRoute>
   readonly paths: Config['paths']
   readonly jwks: JwksEndpoint | undefined
+  /** Revocation checking for partners' own CAs (CRL, OCSP); undefined when no trust bundle has a `revocation` block. */
+  readonly revocation: ListenerRevocation | undefined
 }
 
 /** Everything a request needs, built once per config version. Never mutated after compile. */
@@ -48,6 +52,8 @@ export interface Runtime {
   readonly listeners: ReadonlyMap<string, ListenerRuntime>
   readonly upstreams: ReadonlyMap<string, Upstream>
   readonly assertion: IdentityAssertionSigner | undefined
+  /** The process's CRL worker threads, carried from version to version. */
+  readonly crlParsers: CrlParserPool
 }
 
 export interface CompileDeps {
@@ -119,6 +125,8 @@ export async function compileRuntime(config: Config, generation: number, deps: C
     })
 
     const listeners = new Map<string, ListenerRuntime>()
+    const crlParsers = previous?.crlParsers ?? new CrlParserPool()
+    const revocationLoads: Promise<void>[] = []
     config.listeners.forEach((l, i) => {
       const tls = attempt(['listeners', i, 'tls'], () =>
         compileListenerTls(l, { ...deps, path: ['listeners', i], previous: previous?.listeners.get(l.name)?.tls }),
@@ -147,11 +155,24 @@ export async function compileRuntime(config: Config, generation: number, deps: C
         })
         .filter((e): e is NonNullable<typeof e> => e !== undefined)
       const router = attempt(['listeners', i], () => compileRouter(entries))
-      if (tls && router) listeners.set(l.name, Object.freeze({ config: l, tls, router, paths: config.paths, jwks }))
+      const revocation = tls && attempt(['listeners', i, 'tls', 'clientAuth'], () =>
+        compileListenerRevocation(l, { ...deps, tls, pool: crlParsers, path: ['listeners', i], previous: previous?.listeners.get(l.name)?.revocation }),
+      )
+      // CRL files are parsed off the event loop; their issues join the others before anything is returned.
+      if (revocation) {
+        revocationLoads.push(
+          revocation.loaded.catch((err: unknown) => {
+            if (err instanceof ConfigError) issues.push(...err.issues)
+            else issues.push({ path: ['listeners', i], message: (err as Error).message })
+          }),
+        )
+      }
+      if (tls && router) listeners.set(l.name, Object.freeze({ config: l, tls, router, paths: config.paths, jwks, revocation }))
     })
+    await Promise.all(revocationLoads)
 
     if (issues.length > 0) throw new ConfigError(dedupe(issues))
-    return Object.freeze({ generation, config, listeners, upstreams, assertion })
+    return Object.freeze({ generation, config, listeners, upstreams, assertion, crlParsers })
   } catch (err) {
     await Promise.allSettled([...upstreams.values()].map((u) => u.destroy()))
     throw err

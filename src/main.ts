@@ -3,19 +3,30 @@
  * source context, picks every implementation, and wires signals. No other
  * module reads process.env or creates a logger.
  */
+import cluster from 'node:cluster'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { pino } from 'pino'
 import { formatIssue } from './config/issues.js'
 import { loadConfig } from './config/load.js'
 import { createMetricsRegistry } from './observability/metrics.js'
+import { startExpiryMonitor } from './observability/expiry-monitor.js'
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js'
 import { ensureManagedCertificatesAtStart, startPkiService, type PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
+import { CertificateSightings } from './proxy/certificate-sightings.js'
 import { RevocationSet } from './proxy/revocation-set.js'
+import { OcspStapler } from './proxy/tls/ocsp-stapling.js'
 import { Gateway } from './runtime.js'
 import { systemClock } from './shared/clock.js'
-import { createLogger } from './shared/log.js'
+import { createLogger, type Logger } from './shared/log.js'
+import type { SourceContext } from './config/secrets.js'
+import type { Clock } from './shared/clock.js'
+import type { TicketKeySourceFactory } from './proxy/tls/ticket-keys.js'
+import { ClusterPrimary } from './cluster/primary.js'
+import { ClusterWorker, type WorkerChannel } from './cluster/worker.js'
+import { defaultRestartPolicy } from './cluster/restart-policy.js'
+import { PrimarySightings } from './cluster/primary-sightings.js'
 
 export interface StartOptions {
   /** Config file; when absent, the development environment is generated in dataDir. */
@@ -26,6 +37,8 @@ export interface StartOptions {
   readonly logLevel: string
   /** Write a pid file here so `portcullis reload` can signal us. */
   readonly pidFile: string
+  /** Data-plane processes. Above 1, cluster mode: this process becomes the primary (see startClusterPrimary). Default 1. */
+  readonly workers?: number
 }
 
 /** Prints to stdout for the operator (not a log line). */
@@ -35,7 +48,10 @@ function say(text: string): void {
 
 /** Starts the gateway and wires SIGHUP (reload) and SIGTERM/SIGINT (drain and exit). */
 export async function start(opts: StartOptions): Promise<void> {
-  const log = createLogger({ level: opts.logLevel })
+  // A cluster worker is this same command, forked by the primary, which tells it what to serve.
+  if (cluster.isWorker) return startClusterWorker(opts)
+  const isCluster = (opts.workers ?? 1) > 1
+  const log = createLogger({ level: opts.logLevel, ...(isCluster ? { destination: sharedStdio(2) } : {}) })
   const clock = systemClock
   let configPath = opts.configPath && resolve(opts.configPath)
   let stopDev: (() => Promise<void>) | undefined
@@ -54,13 +70,8 @@ export async function start(opts: StartOptions): Promise<void> {
   const text = readFileSync(configPath, 'utf8')
   const env = process.env
   const source = { baseDir: dirname(configPath), env }
-  // The access log has its own destination: stdout by default, or the configured file.
-  const accessDest = pino.destination({ fd: 1, sync: false })
-  const accessLog = new AccessLog(pino(accessLogOptions, accessDest))
-  // One revoked set for the process: the listeners enforce it, the PKI service fills it.
-  const revocation = new RevocationSet()
-  const metrics = createMetricsRegistry()
-  const gateway = new Gateway({ source, clock, log, accessLog, revocation, metrics })
+  if (isCluster) return startClusterPrimary(opts, { log, clock, configPath, text, source, stopDev })
+  const { accessDest, revocation, metrics, gateway, sightings } = createDataPlane({ source, clock, log })
   // Managed certificates first, so listeners may point at files that do not
   // exist yet (a fresh install): load without reading referenced files, which
   // would refuse exactly those. A config that does not load skips this;
@@ -100,6 +111,7 @@ export async function start(opts: StartOptions): Promise<void> {
         log,
         revocation,
         metrics,
+        sightings,
         // Renewed managed certificates reach the listeners by a reload; a
         // refused one keeps the old certificates serving.
         onRenewed: async (renewed) => {
@@ -135,6 +147,8 @@ export async function start(opts: StartOptions): Promise<void> {
       return
     }
   }
+  // One expiry monitor per process; it follows reloads by reading gateway.current().
+  const expiry = startExpiryMonitor({ current: () => gateway.current(), source, clock, log, metrics, pki: pki?.expiryView })
   mkdirSync(dirname(opts.pidFile), { recursive: true })
   writeFileSync(opts.pidFile, `${process.pid}\n`)
 
@@ -166,6 +180,7 @@ export async function start(opts: StartOptions): Promise<void> {
     log.info({ signal }, 'draining and stopping')
     void gateway
       .stop()
+      .then(() => expiry.close()) // before pki: it reads the inventory
       .then(() => pki?.close())
       .then(() => metricsServer?.close())
       .catch((err: unknown) => log.error({ err: (err as Error).message }, 'stop did not complete cleanly'))
@@ -179,4 +194,233 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** The data plane of one process (the single gateway, or one cluster worker's): access log, revoked set, metrics, Gateway. */
+function createDataPlane(deps: {
+  readonly source: SourceContext
+  readonly clock: Clock
+  readonly log: Logger
+  /** In a cluster worker: its id (on every access-log line) and the primary's ticket keys. */
+  readonly worker?: { readonly id: number; readonly ticketKeys: TicketKeySourceFactory }
+}) {
+  const { source, clock, log, worker } = deps
+  // The access log has its own destination: stdout by default, or the configured file.
+  const accessDest = worker ? sharedStdio(1) : pino.destination({ fd: 1, sync: false })
+  const accessLogger = pino(accessLogOptions, accessDest)
+  const accessLog = new AccessLog(worker ? accessLogger.child({ worker: worker.id }) : accessLogger)
+  // One revoked set for the process: the listeners enforce it, the PKI service (or the cluster primary) fills it.
+  const revocation = new RevocationSet()
+  const metrics = createMetricsRegistry()
+  // OCSP staples of the listeners' certificates; notes of the client certificates presented (the PKI service writes them to the inventory).
+  const stapler = new OcspStapler({ clock, log })
+  const sightings = new CertificateSightings()
+  const gateway = new Gateway({ source, clock, log, accessLog, revocation, metrics, stapler, sightings, ...(worker ? { ticketKeys: worker.ticketKeys } : {}) })
+  return { accessDest, revocation, metrics, gateway, sightings }
+}
+
+/** Largest write a pipe never interleaves with other writers' (POSIX PIPE_BUF on Linux). */
+const PIPE_BUF = 4096
+
+/**
+ * stdout or stderr when the cluster's processes share it (workers inherit the
+ * primary's): every write is whole log lines and at most PIPE_BUF bytes, so
+ * lines from different processes never cut into each other.
+ */
+function sharedStdio(fd: 1 | 2) {
+  return pino.destination({ fd, sync: false, maxWrite: PIPE_BUF })
+}
+
+/**
+ * Cluster mode's primary (src/cluster/primary.ts): prepares the managed
+ * certificates, runs the singletons (the CA service, the metrics endpoint,
+ * the expiry monitor) once, forks the workers, and turns SIGHUP and SIGTERM
+ * into a reload or a drain of every worker.
+ */
+async function startClusterPrimary(
+  opts: StartOptions,
+  ctx: { readonly log: Logger; readonly clock: Clock; readonly configPath: string; readonly text: string; readonly source: SourceContext; readonly stopDev: (() => Promise<void>) | undefined },
+): Promise<void> {
+  const { clock, configPath, text, source, stopDev } = ctx
+  const log = ctx.log.child({ role: 'primary' })
+  const workers = opts.workers ?? 1
+  let pki: PkiService | undefined
+  let metricsServer: MetricsServer | undefined
+  let expiry: { close(): Promise<void> } | undefined
+  let isStopping = false
+  const stop = (signal: string, code: number) => {
+    if (isStopping) return
+    isStopping = true
+    log.info({ signal }, 'draining and stopping')
+    void primary
+      .stop()
+      .then(() => expiry?.close()) // before pki: it reads the inventory
+      .then(() => pki?.close())
+      .then(() => metricsServer?.close())
+      .catch((err: unknown) => log.error({ err: (err as Error).message }, 'stop did not complete cleanly'))
+      .then(() => stopDev?.())
+      .finally(() => {
+        rmSync(opts.pidFile, { force: true })
+        log.flush?.()
+        process.exit(code)
+      })
+  }
+  const fail = async (cleanup?: () => Promise<unknown>) => {
+    await cleanup?.().catch(() => undefined)
+    await stopDev?.()
+    log.flush?.()
+    process.exitCode = 1
+  }
+
+  // Managed certificates first, as in one process (see start()).
+  const preloaded = loadConfig(text, configPath, { source, readFiles: false })
+  const startPki = preloaded.ok ? preloaded.config.pki : undefined
+  if (startPki && startPki.managedCertificates.length > 0) {
+    try {
+      await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
+      return fail()
+    }
+  }
+  const checked = loadConfig(text, configPath, { source })
+  if (!checked.ok) {
+    for (const issue of checked.issues) process.stderr.write(`${formatIssue(issue)}\n`)
+    return fail()
+  }
+
+  // Round-robin by the primary: see src/cluster/primary.ts. Node's own NODE_CLUSTER_SCHED_POLICY ("rr" | "none") still wins.
+  if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_RR
+  // Filled by the CA service here; the primary sends every addition to the workers.
+  const revocation = new RevocationSet()
+  // Drained by the CA service here; the workers' sightings are merged into it.
+  const sightings = new PrimarySightings()
+  const metrics = createMetricsRegistry()
+  const primary = new ClusterPrimary({
+    workers,
+    configPath,
+    source,
+    clock,
+    log,
+    revocation,
+    sightings,
+    restartPolicy: defaultRestartPolicy(workers),
+    onGiveUp: (message) => {
+      log.error(message)
+      stop('workers keep dying', 1)
+    },
+  })
+  // The CA service starts before the workers, so they bind knowing every revocation.
+  const pkiConfig = checked.config.pki
+  if (pkiConfig) {
+    try {
+      pki = await startPkiService(pkiConfig, {
+        source,
+        clock,
+        log,
+        revocation,
+        metrics,
+        sightings,
+        onRenewed: async (renewed) => {
+          const r = await primary.reload()
+          if (r.ok) log.info({ renewed, generation: r.generation, workers: r.workers }, 'managed certificates renewed; reload applied')
+          else log.error({ renewed, issues: r.issues }, 'managed certificates renewed but the reload was refused; the previous certificates keep serving')
+          return r.ok // false: the service retries the reload at its next check
+        },
+      })
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')
+      return fail()
+    }
+  }
+  const started = await primary.start(text)
+  if (!started.ok) {
+    for (const issue of started.issues) process.stderr.write(`${issue}\n`)
+    return fail(async () => {
+      await primary.stop()
+      await pki?.close()
+    })
+  }
+  for (const l of started.config.listeners) {
+    log.info({ listener: l.name, host: l.host, port: started.ports[l.name], workers }, 'listening')
+  }
+  // Metrics here cover the primary (process, CA service); the workers' registries are not exported yet.
+  const metricsConfig = started.config.metrics
+  if (metricsConfig) {
+    try {
+      metricsServer = await startMetricsServer(metrics, metricsConfig)
+      log.info({ host: metricsConfig.host, port: metricsServer.port, path: metricsConfig.path }, 'serving metrics')
+    } catch (err) {
+      log.error({ err: (err as NodeJS.ErrnoException).code ?? (err as Error).message, host: metricsConfig.host, port: metricsConfig.port }, 'cannot start the metrics endpoint')
+      return fail(async () => {
+        await primary.stop()
+        await pki?.close()
+      })
+    }
+  }
+  expiry = startExpiryMonitor({ current: () => primary.current(), source, clock, log, metrics, pki: pki?.expiryView })
+  mkdirSync(dirname(opts.pidFile), { recursive: true })
+  writeFileSync(opts.pidFile, `${process.pid}\n`)
+
+  process.on('SIGHUP', () => {
+    let next: string
+    try {
+      next = readFileSync(configPath, 'utf8')
+    } catch (err) {
+      log.error({ file: configPath, code: (err as NodeJS.ErrnoException).code }, 'reload: cannot read config; keeping the running one')
+      return
+    }
+    void primary.apply(next).then((r) => {
+      if (!r.ok) {
+        log.error({ issues: r.issues }, 'reload refused; keeping the running config')
+        return
+      }
+      log.info({ generation: r.generation, workers: r.workers }, 'reload applied')
+      const now = primary.current().config
+      if (JSON.stringify(now.pki) !== JSON.stringify(pkiConfig)) log.warn('reload: the pki section changed; it takes effect at the next restart')
+      if (JSON.stringify(now.metrics) !== JSON.stringify(metricsConfig)) log.warn('reload: the metrics section changed; it takes effect at the next restart')
+    })
+  })
+  process.on('SIGTERM', () => stop('SIGTERM', 0))
+  process.on('SIGINT', () => stop('SIGINT', 0))
+}
+
+/**
+ * A cluster worker (src/cluster/worker.ts): a data plane the primary drives
+ * over IPC. It writes its own log lines (with its worker id) to the shared
+ * stdout and stderr. SIGTERM and SIGINT drain it (a terminal's Ctrl-C or
+ * systemd's stop reach every process of the group); SIGHUP is the primary's.
+ */
+function startClusterWorker(opts: StartOptions): void {
+  const id = cluster.worker?.id ?? 0
+  const logDest = sharedStdio(2)
+  const log = createLogger({ level: opts.logLevel, destination: logDest }).child({ role: 'worker', worker: id })
+  let accessDest: ReturnType<typeof sharedStdio> | undefined
+  const channel: WorkerChannel = {
+    send: (message, sent) => void process.send?.(message, undefined, undefined, () => sent?.()),
+    onMessage: (handler) => void process.on('message', handler),
+    onDisconnect: (handler) => void process.on('disconnect', handler),
+  }
+  const worker = new ClusterWorker(channel, {
+    log,
+    createDataPlane: (configPath, ticketKeys) => {
+      const plane = createDataPlane({ source: { baseDir: dirname(configPath), env: process.env }, clock: systemClock, log, worker: { id, ticketKeys } })
+      accessDest = plane.accessDest as ReturnType<typeof sharedStdio>
+      return plane
+    },
+    exit: (code) => {
+      for (const dest of [accessDest, logDest]) {
+        try {
+          dest?.flushSync()
+        } catch {
+          // Not open yet: nothing was written.
+        }
+      }
+      process.exit(code)
+    },
+  })
+  process.on('SIGTERM', () => worker.stop())
+  process.on('SIGINT', () => worker.stop())
+  process.on('SIGHUP', () => log.warn({ primary: process.ppid }, 'SIGHUP ignored: workers reload with the primary; signal the primary (its pid is in the pid file)'))
+  worker.start()
 }

@@ -17,7 +17,10 @@ import { ConfigError, type ConfigIssue } from './config/issues.js'
 import { loadConfig, withPositions } from './config/load.js'
 import type { AccessLog } from './proxy/access-log.js'
 import { Listener, isSameSocket } from './proxy/listener.js'
+import type { CertificateSightings } from './proxy/certificate-sightings.js'
 import type { RevocationSet } from './proxy/revocation-set.js'
+import type { TicketKeySourceFactory } from './proxy/tls/ticket-keys.js'
+import type { OcspStapler } from './proxy/tls/ocsp-stapling.js'
 
 /** The outcome of an apply: the new generation, or why nothing changed. */
 export type ApplyResult =
@@ -28,6 +31,12 @@ export interface GatewayDeps extends CompileDeps {
   readonly accessLog: AccessLog
   /** Revoked client certificates; add() takes effect on every listener at once. */
   readonly revocation: RevocationSet
+  /** Session-ticket keys for the listeners (see ListenerDeps); cluster workers pass the primary's. */
+  readonly ticketKeys?: TicketKeySourceFactory
+  /** OCSP staples of the listeners' server certificates; told the served set after every apply. Without it nothing is stapled. */
+  readonly stapler?: OcspStapler
+  /** Client certificates presented, noted per connection for the inventory (the PKI service flushes it). */
+  readonly sightings?: CertificateSightings
 }
 
 /** The process's gateway: current runtime, live listeners, and the apply/stop lifecycle. */
@@ -133,6 +142,7 @@ export class Gateway {
       else this.listeners.get(cfg.name)?.update(next.listeners.get(cfg.name)!)
     }
     for (const upstream of next.upstreams.values()) upstream.start()
+    this.deps.stapler?.track([...next.listeners.values()].flatMap((l) => l.tls.ocspTargets))
     const drainMs = next.config.shutdown.drainTimeout
     for (const [name, listener] of this.listeners) {
       if (!next.listeners.has(name)) {
@@ -164,5 +174,6 @@ export class Gateway {
     const drainMs = this.runtime?.config.shutdown.drainTimeout ?? 0
     await this.drain([...this.listeners.values()], this.runtime, drainMs)
     this.listeners.clear()
+    this.deps.stapler?.track([])
   }
 }

@@ -10,13 +10,18 @@
  *   and which would make lines tens of KiB long).
  * - `--expiring-within` counts from now and leaves out already expired
  *   certificates (the inventory's own definition).
+ * - LAST SEEN is the latest handshake that presented the certificate, as
+ *   running gateways report it every few seconds (`never` until then).
+ *   `--unused-for 7d` lists those not seen for that long, never-seen ones
+ *   included: during a rotation, the old certificate shows up there once
+ *   the partner has moved to the new one.
  */
 import type { CertificateRecord, InventoryFilter } from '../storage/types.js'
 import { MAX_LIST_LIMIT } from '../storage/types.js'
 import { caExit, CaUsageError, durationFlag, loadCaContext, parseCaArgs, runCaCommand, stringFlag, withInventory, type CaIo } from './ca-common.js'
 
 /** Usage of `ca list`. */
-export const caListUsage = `usage: portcullis ca list --config FILE [--expiring-within 30d] [--partner NAME] [--status valid|revoked] [--profile P] [--json]`
+export const caListUsage = `usage: portcullis ca list --config FILE [--expiring-within 30d] [--unused-for 7d] [--partner NAME] [--status valid|revoked] [--profile P] [--json]`
 
 function statusOf(r: CertificateRecord, now: number): string {
   if (r.status === 'revoked') return `revoked${r.revocationReason ? ` (${r.revocationReason})` : ''}`
@@ -26,7 +31,12 @@ function statusOf(r: CertificateRecord, now: number): string {
 /** One record as a JSON line: no PEM. */
 function jsonLine(r: CertificateRecord): string {
   const { pem: _pem, ...rest } = r
-  return JSON.stringify({ ...rest, notBefore: new Date(r.notBefore).toISOString(), notAfter: new Date(r.notAfter).toISOString() })
+  return JSON.stringify({
+    ...rest,
+    notBefore: new Date(r.notBefore).toISOString(),
+    notAfter: new Date(r.notAfter).toISOString(),
+    ...(r.lastSeenAt !== undefined ? { lastSeenAt: new Date(r.lastSeenAt).toISOString() } : {}),
+  })
 }
 
 function table(rows: readonly (readonly string[])[]): string[] {
@@ -41,6 +51,7 @@ export function runCaList(args: readonly string[], io: CaIo): Promise<number> {
       args,
       {
         'expiring-within': { type: 'string' },
+        'unused-for': { type: 'string' },
         partner: { type: 'string' },
         status: { type: 'string' },
         profile: { type: 'string' },
@@ -49,6 +60,7 @@ export function runCaList(args: readonly string[], io: CaIo): Promise<number> {
       false,
     )
     const expiringWithinMs = durationFlag(values, 'expiring-within')
+    const unusedForMs = durationFlag(values, 'unused-for')
     const partner = stringFlag(values, 'partner')
     const status = stringFlag(values, 'status')
     if (status !== undefined && status !== 'valid' && status !== 'revoked') throw new CaUsageError('--status must be valid or revoked')
@@ -58,6 +70,7 @@ export function runCaList(args: readonly string[], io: CaIo): Promise<number> {
     const filter: InventoryFilter = {
       now,
       ...(expiringWithinMs === undefined ? {} : { expiringWithinMs }),
+      ...(unusedForMs === undefined ? {} : { notSeenSince: now - unusedForMs }),
       ...(partner === undefined ? {} : { partner }),
       ...(status === undefined ? {} : { status }),
       ...(profile === undefined ? {} : { profile }),
@@ -81,8 +94,16 @@ export function runCaList(args: readonly string[], io: CaIo): Promise<number> {
       return caExit.ok
     }
     const rows = [
-      ['SERIAL', 'SUBJECT', 'PROFILE', 'PARTNER', 'NOT AFTER', 'STATUS'],
-      ...records.map((r) => [r.serial, r.subject, r.profile, r.partner ?? '-', new Date(r.notAfter).toISOString(), statusOf(r, now)]),
+      ['SERIAL', 'SUBJECT', 'PROFILE', 'PARTNER', 'NOT AFTER', 'LAST SEEN', 'STATUS'],
+      ...records.map((r) => [
+        r.serial,
+        r.subject,
+        r.profile,
+        r.partner ?? '-',
+        new Date(r.notAfter).toISOString(),
+        r.lastSeenAt === undefined ? 'never' : new Date(r.lastSeenAt).toISOString(),
+        statusOf(r, now),
+      ]),
     ]
     for (const line of table(rows)) io.out(line)
     return caExit.ok

@@ -15,10 +15,9 @@
 import { toInventoryRecord } from '../control/inventory-record.js'
 import { access, open } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import type { PkiConfig } from '../config/schema/index.js'
 import { loadCa } from '../pki/ca-load.js'
 import { maxCsrBytes, signCsr } from '../pki/ca-sign-csr.js'
-import type { PartnerPolicy } from '../pki/policy.js'
+import { partnerPolicyOf } from '../pki/policy.js'
 import { isProfileName } from '../pki/profiles.js'
 import { writeFileAtomic } from '../shared/private-files.js'
 import {
@@ -36,20 +35,6 @@ import {
 
 /** Usage of `ca sign`. */
 export const caSignUsage = `usage: portcullis ca sign CSR_FILE --config FILE --partner NAME [--profile partner|client|server|spiffe] [--validity 30d] --out FILE`
-
-/** The config's `pki.partners.NAME` as the policy `signCsr` enforces. */
-export function partnerPolicyOf(name: string, partner: PkiConfig['partners'][string]): PartnerPolicy {
-  return {
-    name,
-    allowedProfiles: partner.profiles,
-    allowedDnsNames: partner.dnsNames,
-    allowedSpiffePrefixes: partner.spiffePrefixes,
-    allowedCommonNames: partner.commonNames,
-    allowedKeyTypes: partner.keyTypes,
-    minRsaBits: partner.minRsaBits,
-    maxLifetimeMs: partner.maxLifetime,
-  }
-}
 
 async function readCsr(path: string): Promise<string> {
   let handle

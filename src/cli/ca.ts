@@ -12,6 +12,7 @@ import { caIssueUsage, runCaIssue } from './ca-issue.js'
 import { caListUsage, runCaList } from './ca-list.js'
 import { caRevokeUsage, runCaRevoke } from './ca-revoke.js'
 import { caSignUsage, runCaSign } from './ca-sign.js'
+import { caTokenUsage, runCaToken } from './ca-token.js'
 
 const subcommands: Record<string, (args: readonly string[], io: CaIo) => Promise<number>> = {
   init: runCaInit,
@@ -20,6 +21,7 @@ const subcommands: Record<string, (args: readonly string[], io: CaIo) => Promise
   list: runCaList,
   revoke: runCaRevoke,
   'export-root': runCaExportRoot,
+  token: runCaToken,
 }
 
 /** Usage of every `ca` subcommand, for `portcullis ca` without one. */
@@ -31,6 +33,7 @@ export const caUsage = [
   caListUsage,
   caRevokeUsage,
   caExportRootUsage,
+  caTokenUsage,
   'exit codes: 0 done, 1 failed, 2 usage error, 3 CSR refused by partner policy',
 ].join('\n')
 

@@ -14,14 +14,16 @@ const usage = `usage: portcullis <command> [options]
 
 commands:
   start [--config FILE] [--data-dir DIR] [--port N] [--log-level LEVEL]
+        [--workers N|auto]
         Start the gateway. Without --config, a development CA, certificates,
         an example upstream and a config are generated in --data-dir
-        (default .portcullis) and curl commands are printed.
+        (default .portcullis) and curl commands are printed. --workers runs
+        N data-plane processes on the same ports (auto: one per core).
   validate FILE   Check a config file; issues are printed as file:line:col.
   reload [--pid-file FILE]
         Ask a running gateway to reload its config (SIGHUP).
   version         Print the version.
-  ca <init|issue|sign|list|revoke|export-root> --config FILE ...
+  ca <init|issue|sign|list|revoke|export-root|token> --config FILE ...
         The built-in CA and its inventory (\`portcullis ca\` lists the options).
 `
 

@@ -1,6 +1,8 @@
 /** `portcullis start`: runs the gateway in the foreground until SIGTERM/SIGINT. */
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseWorkerCount } from '../cluster/worker-count.js'
 import { start } from '../main.js'
 
 export async function runStart(args: string[]): Promise<number> {
@@ -12,6 +14,7 @@ export async function runStart(args: string[]): Promise<number> {
       port: { type: 'string', default: '8443' },
       'log-level': { type: 'string', default: 'info' },
       'pid-file': { type: 'string' },
+      workers: { type: 'string', default: '1' },
     },
     strict: true,
   })
@@ -24,6 +27,7 @@ export async function runStart(args: string[]): Promise<number> {
     devPort: port,
     logLevel: values['log-level'],
     pidFile: values['pid-file'] ?? join(dataDir, 'portcullis.pid'),
+    workers: parseWorkerCount(values.workers, availableParallelism()),
   })
   return process.exitCode === 1 ? 1 : 0
 }

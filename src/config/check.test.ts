@@ -249,4 +249,14 @@ describe('checkConfig files and variables', { timeout: 10_000 }, () => {
   test('does not look at files when no source context is given', () => {
     assert.deepEqual(checkConfig(withTrust([{ file: 'nope.pem' }])), [])
   })
+
+  test('refuses an expiry webhook secret shorter than 32 characters, without quoting it', () => {
+    const withWebhook = (env: string) => build({ expiryMonitoring: { webhook: { url: 'https://alerts.example/hook', secret: { env } } } })
+    const env = { SHORT: 'too-short-secret', LONG: 'x'.repeat(32) }
+    const issues = checkConfig(withWebhook('SHORT'), { baseDir: dir, env })
+    assert.deepEqual(issues.map((i) => i.path.join('.')), ['expiryMonitoring.webhook.secret.env'])
+    assert.match(issues[0]!.message, /16 characters; at least 32 are required/)
+    assert.ok(!issues[0]!.message.includes('too-short-secret'), issues[0]!.message)
+    assert.deepEqual(checkConfig(withWebhook('LONG'), { baseDir: dir, env }), [])
+  })
 })

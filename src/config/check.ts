@@ -12,6 +12,7 @@
 import type { ConfigIssue } from './issues.js'
 import { findReferences } from './references.js'
 import { configSchema } from './schema/index.js'
+import { minWebhookSecretLength as MIN_WEBHOOK_SECRET_LENGTH } from './schema/gateway.js'
 import type { Config, ListenerConfig, RouteConfig } from './schema/index.js'
 import { SourceError, readPem, readSecret } from './secrets.js'
 import type { SourceContext } from './secrets.js'
@@ -30,7 +31,10 @@ export function checkConfig(config: Config, source?: SourceContext): ConfigIssue
   checkListeners(config, report)
   checkUpstreams(config, report)
   checkRoutes(config, report)
-  if (source) checkReferences(config, source, report)
+  if (source) {
+    checkReferences(config, source, report)
+    checkWebhookSecret(config, source, report)
+  }
   return issues
 }
 
@@ -206,6 +210,20 @@ function checkReferences(config: Config, source: SourceContext, report: Report):
       if (!(err instanceof SourceError)) throw err
       report(where, err.message)
     }
+  }
+}
+
+/** A short HMAC secret is refused here, at file:line:col, not discovered at the first alert the webhook fails to send. */
+function checkWebhookSecret(config: Config, source: SourceContext, report: Report): void {
+  const webhook = config.expiryMonitoring.webhook
+  if (!webhook) return
+  try {
+    const length = readSecret(webhook.secret, source).length
+    if (length > 0 && length < MIN_WEBHOOK_SECRET_LENGTH) {
+      report(['expiryMonitoring', 'webhook', 'secret', Object.keys(webhook.secret)[0]!], `the webhook secret has ${length} characters; at least ${MIN_WEBHOOK_SECRET_LENGTH} are required`)
+    }
+  } catch (err) {
+    if (!(err instanceof SourceError)) throw err // unreadable: already reported by checkReferences
   }
 }
 

@@ -41,6 +41,11 @@
  *   lifetime deadline needs). When any was renewed, `onRenewed` is called
  *   (main.ts reloads the gateway, which hot-swaps the files). A failed check
  *   is logged and retried at the next interval; the old files keep serving.
+ * - Client certificate sightings (`proxy/certificate-sightings.ts`) are
+ *   written to the inventory's lastSeenAt every `SIGHTINGS_FLUSH_INTERVAL_MS`
+ *   and at close: the data plane only notes them in memory, and one batched
+ *   write every few seconds costs storage nothing per connection. A failed
+ *   write puts them back for the next flush.
  * - The HTTP endpoint is plain HTTP by design (RFC 5280 §4.2.1.13, RFC 6960
  *   Appendix A: CRLs and OCSP responses are signed, and TLS here would make
  *   revocation checking depend on revocation checking). Short timeouts keep
@@ -48,6 +53,10 @@
  *   `/ocsp`, it also serves the paths of the URLs written into issued
  *   certificates (ca.json), so a certificate's CDP/AIA URL works when it
  *   points at this endpoint.
+ * - With `pki.est`, the EST enrollment server (`est/est-server.ts`) runs on
+ *   its own HTTPS port beside it, sharing the loaded CA and the storage; a
+ *   renewed managed certificate is handed to it too, since the gateway's
+ *   reload does not reach it.
  */
 import { createHash, createPrivateKey } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -63,12 +72,15 @@ import { createCrlHttpHandler, type PublishedCrl } from '../pki/crl-http.js'
 import { crlRegenerationReason, type CrlRegenerationReason } from '../pki/crl-publisher.js'
 import { createOcspHttpHandler } from '../pki/ocsp-http.js'
 import { createOcspResponder, type CertStatusResult, type OcspResponder } from '../pki/ocsp-responder.js'
+import type { PkiExpiryView } from '../observability/expiry-issued.js'
 import type { Registry } from '../observability/metrics.js'
+import type { CertificateSightings } from '../proxy/certificate-sightings.js'
 import type { RevocationSet } from '../proxy/revocation-set.js'
 import type { Clock } from '../shared/clock.js'
 import type { Logger } from '../shared/log.js'
 import { StorageLimitError, type CertificateRecord } from '../storage/types.js'
 import { nextCrlNumber } from './crl-number.js'
+import { startEstServer, type EstServer } from './est/est-server.js'
 import { openPkiStorage, type PkiStorage } from './open-pki-storage.js'
 
 /** What the service needs from the composition root. */
@@ -87,12 +99,18 @@ export interface PkiServiceDeps {
    * disk are already new and the check alone would find nothing to do.
    */
   readonly onRenewed?: (renewed: readonly string[]) => Promise<boolean | void> | boolean | void
+  /** The listeners' notes of presented client certificates; flushed to the inventory's lastSeenAt. */
+  readonly sightings?: CertificateSightings
 }
 
 /** A running PKI service. */
 export interface PkiService {
   /** Bound port of the CRL/OCSP endpoint (useful with port 0); undefined without `pki.http`. */
   readonly port: number | undefined
+  /** Bound port of the EST server (HTTPS); undefined without `pki.est`. */
+  readonly estPort: number | undefined
+  /** The CA's certificates and the inventory, for the expiry monitor (read-only use). */
+  readonly expiryView: PkiExpiryView
   /** Stops the sync timer, the HTTP endpoint and the storage connection. Idempotent. */
   close(): Promise<void>
 }
@@ -103,6 +121,8 @@ export const SYNC_OVERLAP_MS = 5 * 60_000
 export const OCSP_SIGNER_VALIDITY_MS = 7 * 24 * 3600_000
 /** How often (by the injected clock) managed certificates are checked for renewal. */
 export const MANAGED_CHECK_INTERVAL_MS = 60_000
+/** How often (by the injected clock) the listeners' certificate sightings are written to the inventory. */
+export const SIGHTINGS_FLUSH_INTERVAL_MS = 5_000
 /** Socket-level limits of the HTTP endpoint: answers are small and signed in advance. */
 const HTTP_TIMEOUT_MS = 5000
 
@@ -189,9 +209,11 @@ class Service implements PkiService {
   private isCrlStale = true
   private signer: Signer | undefined
   private nextManagedCheck = 0
+  private nextSightingsFlush = 0
   /** Renewed names whose hot-swap failed; handed to onRenewed again at the next check. */
   private readonly unswapped = new Set<string>()
   private server: Server | undefined
+  private est: EstServer | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private isClosed = false
@@ -207,11 +229,21 @@ class Service implements PkiService {
     return (this.server?.address() as AddressInfo | null)?.port
   }
 
+  get expiryView(): PkiExpiryView {
+    const ca = this.ca!
+    return { caDir: ca.dir, rootPem: ca.root.toString('pem'), intermediatePem: ca.intermediate.toString('pem'), inventory: this.storage.inventory }
+  }
+
+  get estPort(): number | undefined {
+    return this.est?.port
+  }
+
   async start(): Promise<void> {
     this.ca = await loadPkiCa(this.cfg, this.deps.source)
     // main.ts ensured them just before; the first check is one interval later.
     this.nextManagedCheck = this.deps.clock.now() + MANAGED_CHECK_INTERVAL_MS
     this.issuerFingerprint = createHash('sha256').update(new Uint8Array(this.ca.intermediate.rawData)).digest('hex')
+    this.deps.sightings?.watch(this.issuerFingerprint)
     try {
       await this.sync()
     } catch (cause) {
@@ -235,6 +267,15 @@ class Service implements PkiService {
         throw new Error(`pki: cannot listen on ${host}:${port}: ${(cause as NodeJS.ErrnoException).code ?? describe(cause)}`, { cause })
       }
       this.deps.log.info({ host, port: this.port }, 'pki: serving /crl and /ocsp')
+    }
+    if (this.cfg.est) {
+      const { host, port } = this.cfg.est
+      try {
+        this.est = await startEstServer(this.cfg.est, { ...this.deps, ca: this.ca, inventory: this.storage.inventory, kv: this.storage.kv, partners: this.cfg.partners })
+      } catch (cause) {
+        throw new Error(`pki: cannot start the EST server on ${host}:${port}: ${(cause as NodeJS.ErrnoException).code ?? describe(cause)}`, { cause })
+      }
+      this.deps.log.info({ host, port: this.est.port }, 'pki: serving EST at /.well-known/est/')
     }
     this.schedule()
   }
@@ -348,6 +389,25 @@ class Service implements PkiService {
       this.nextManagedCheck = now + MANAGED_CHECK_INTERVAL_MS
       await this.checkManaged()
     }
+    if (now >= this.nextSightingsFlush) {
+      this.nextSightingsFlush = now + SIGHTINGS_FLUSH_INTERVAL_MS
+      await this.flushSightings()
+    }
+  }
+
+  /** Writes the sightings noted since the last flush to the inventory; on failure they are put back for the next one. */
+  private async flushSightings(): Promise<void> {
+    const sightings = this.deps.sightings
+    if (!sightings) return
+    const { sightings: taken, dropped } = sightings.take()
+    if (dropped > 0) this.deps.log.warn({ dropped }, 'pki: more distinct client certificates than the sightings bound between two flushes; some lastSeenAt updates were skipped')
+    if (taken.length === 0) return
+    try {
+      await this.storage.inventory.markSeen(taken.map(({ serial, at }) => ({ serial, at })))
+    } catch (err) {
+      sightings.restore(taken)
+      this.deps.log.error({ err: describe(err) }, 'pki: writing certificate sightings failed; retrying at the next flush')
+    }
   }
 
   /** Renews what is due (failures are logged inside) and hands the renewed names, and any whose swap failed before, to `onRenewed`. */
@@ -355,6 +415,8 @@ class Service implements PkiService {
     try {
       const { renewed } = await ensureManagedCertificates(this.cfg, { ...this.deps, ca: this.ca!, inventory: this.storage.inventory })
       for (const name of renewed) this.unswapped.add(name)
+      // The EST server's certificate may be one of them; it is not part of the gateway's reload.
+      if (renewed.length > 0) this.reloadEstCertificate()
     } catch (err) {
       this.deps.log.error({ err: describe(err) }, 'pki: managed certificate check failed; retrying at the next interval')
     }
@@ -364,6 +426,14 @@ class Service implements PkiService {
       if ((await this.deps.onRenewed(renewed)) !== false) this.unswapped.clear()
     } catch (err) {
       this.deps.log.error({ err: describe(err), renewed }, 'pki: hot-swapping renewed certificates failed; the previous ones keep serving; retrying at the next interval')
+    }
+  }
+
+  private reloadEstCertificate(): void {
+    try {
+      this.est?.reloadCertificate()
+    } catch (err) {
+      this.deps.log.error({ err: describe(err) }, 'pki: reloading the EST server certificate failed; it keeps serving the previous one')
     }
   }
 
@@ -425,6 +495,8 @@ class Service implements PkiService {
     this.isClosed = true
     clearTimeout(this.timer)
     await this.running
+    await this.est?.close()
+    await this.flushSightings() // what the listeners saw since the last tick
     const server = this.server
     if (server?.listening) {
       await new Promise<void>((done) => {

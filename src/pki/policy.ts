@@ -8,6 +8,7 @@
  * than it may have is a misconfiguration or an attack, and either way worth
  * a clear "no").
  */
+import type { PkiConfig } from '../config/schema/index.js'
 import { CaError } from './ca-errors.js'
 import { dnsNameAllowed, isDnsName, isSpiffeId, sanSyntaxError, spiffeIdAllowed } from './ca-names.js'
 import type { San } from './ca-names.js'
@@ -216,4 +217,18 @@ export function checkLifetime(
   if (!Number.isSafeInteger(requestedMs) || requestedMs <= 0) return refuse('lifetime_too_long', 'lifetime must be a positive number of milliseconds')
   if (requestedMs > max) return refuse('lifetime_too_long', `${requestedMs} ms requested; at most ${max} ms`)
   return { ok: true, validityMs: requestedMs }
+}
+
+/** The config's `pki.partners.NAME` as the policy `signCsr` enforces. */
+export function partnerPolicyOf(name: string, partner: PkiConfig['partners'][string]): PartnerPolicy {
+  return {
+    name,
+    allowedProfiles: partner.profiles,
+    allowedDnsNames: partner.dnsNames,
+    allowedSpiffePrefixes: partner.spiffePrefixes,
+    allowedCommonNames: partner.commonNames,
+    allowedKeyTypes: partner.keyTypes,
+    minRsaBits: partner.minRsaBits,
+    maxLifetimeMs: partner.maxLifetime,
+  }
 }

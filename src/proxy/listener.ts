@@ -20,11 +20,14 @@ import type { Denial } from '../shared/reasons.js'
 import type { AccessLog } from './access-log.js'
 import type { Connection } from './context.js'
 import type { ServerRequest, ServerResponseLike } from './forward.js'
+import type { CertificateSightings } from './certificate-sightings.js'
 import { Http1Deadlines } from './http1-deadlines.js'
 import { canonicalSerial, type RevocationSet, type RevokedCertificate } from './revocation-set.js'
 import { createRequestHandler } from './handle-request.js'
 import { sendRawDenial } from './raw-reply.js'
-import { makeSniCallback, TicketKeyRotator } from './tls/listener-tls.js'
+import { makeSniCallback, rotatingTicketKeys, type TicketKeySource, type TicketKeySourceFactory } from './tls/listener-tls.js'
+import { RevocationFollower, type RevocationCheck, type RevocationSubject } from './tls/revocation/listener-revocation.js'
+import type { OcspStapler, StapleCallback } from './tls/ocsp-stapling.js'
 
 const kConnection = Symbol('portcullis.connection')
 const kAcceptedAt = Symbol('portcullis.acceptedAt')
@@ -33,6 +36,10 @@ const kHandshakeTimer = Symbol('portcullis.handshakeTimer')
 interface ConnectionState {
   readonly conn: Connection
   readonly denial: Denial | undefined
+  /** Set while an external CA's revocation status is awaited; requests wait on it (see settleRevocation). */
+  readonly pending?: Promise<void>
+  /** What the external-CA revocation check looked at, to check it again when a CRL changes. */
+  readonly revocationSubject?: RevocationSubject
 }
 type TrackedSocket = TLSSocket & {
   [kConnection]?: ConnectionState
@@ -53,6 +60,12 @@ export interface ListenerDeps {
   readonly accessLog: AccessLog
   /** Revoked client certificates, for the process (not per config version). */
   readonly revocation: RevocationSet
+  /** Where session-ticket keys come from. Default: a TicketKeyRotator per listener; cluster workers get the primary's shared keys. */
+  readonly ticketKeys?: TicketKeySourceFactory
+  /** Answers OCSP status requests with the cached staple of the served certificate; without it nothing is stapled. */
+  readonly stapler?: OcspStapler
+  /** Notes which client certificates are presented, for the inventory's lastSeenAt. */
+  readonly sightings?: CertificateSightings
 }
 
 /**
@@ -71,9 +84,10 @@ export class Listener {
   private readonly server: Http2SecureServer | HttpsServer
   private readonly sockets = new Set<TLSSocket>()
   private readonly sessions = new Set<ServerHttp2Session>()
-  private readonly tickets: TicketKeyRotator | undefined
+  private readonly tickets: TicketKeySource | undefined
   private readonly deadlines: Http1Deadlines
   private readonly unsubscribeRevocations: () => void
+  private readonly externalRevocation = new RevocationFollower(() => this.closeExternallyRevoked())
   private isClosing = false
 
   constructor(initial: ListenerRuntime, private readonly deps: ListenerDeps) {
@@ -94,7 +108,11 @@ export class Listener {
     )
     const handler = (req: ServerRequest, res: ServerResponseLike) => {
       if (!('stream' in req)) this.deadlines.onRequest(req, res as ServerResponse)
-      handle(req, res)
+      // Nothing is handled, let alone forwarded, before an external CA's revocation verdict.
+      const pending = connectionOf(req)?.pending
+      if (!pending) return handle(req, res)
+      // HTTP/2: the stream (its socket proxy throws once the session is gone); HTTP/1.1: the socket.
+      void pending.then(() => ('stream' in req ? req.stream.destroyed : req.socket.destroyed) || handle(req, res))
     }
     const tlsOptions = {
       ...initial.tls.serverOptions,
@@ -142,9 +160,18 @@ export class Listener {
       })
     })
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket))
+    const stapler = deps.stapler
+    if (stapler) {
+      // Node asks only when the client sent status_request; the mode is read per handshake, so a reload can turn it off.
+      this.server.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer, done: StapleCallback) => {
+        if (this.runtime.config.tls.ocspStapling === 'off') done(null)
+        else stapler.staple(certificate, done)
+      })
+    }
     this.unsubscribeRevocations = deps.revocation.subscribe((added) => this.closeRevoked(added))
+    this.externalRevocation.follow(initial.revocation)
     this.tickets = cfg.tls.sessionTickets
-      ? new TicketKeyRotator({ intervalMs: cfg.tls.ticketKeyRotation, apply: (key) => this.server.setTicketKeys(key) })
+      ? (deps.ticketKeys ?? rotatingTicketKeys)(this.name, { intervalMs: cfg.tls.ticketKeyRotation, apply: (key) => this.server.setTicketKeys(key) })
       : undefined
   }
 
@@ -177,7 +204,10 @@ export class Listener {
    */
   update(next: ListenerRuntime): void {
     this.runtime = next
+    this.externalRevocation.follow(next.revocation)
     this.server.setSecureContext(next.tls.defaultContextOptions)
+    // The new context came with a random ticket key of its own.
+    this.tickets?.onContextReplaced()
     this.applyLimits(next.config)
   }
 
@@ -235,9 +265,13 @@ export class Listener {
     const servername = (socket as TLSSocket & { servername?: string | false }).servername
     const acceptedAt = raw[kAcceptedAt]
     let identity = 'identity' in verdict ? verdict.identity : undefined
+    if (identity) this.deps.sightings?.record(identity, this.deps.clock.now())
     // Checked on every connection, resumed ones included: a revocation applies at once, without a reload.
     const revoked = identity && this.deps.revocation.lookup(identity)
     if (revoked) identity = undefined
+    // Partners' own CAs (CRL, OCSP): a cached status applies now, an uncached one before the first request.
+    const external = identity && 'path' in verdict && verdict.path ? lr.revocation?.check(servername, identity, verdict.path) : undefined
+    if (external && 'denial' in external && external.denial) identity = undefined
     const conn: Connection = {
       listener: this.name,
       remoteAddress: socket.remoteAddress ?? '',
@@ -251,8 +285,10 @@ export class Listener {
       handshakeMs: acceptedAt === undefined ? 0 : performance.now() - acceptedAt,
       identity,
     }
-    const denial = revoked ? revokedDenial(revoked) : 'denial' in verdict ? verdict.denial : undefined
-    ;(socket as TrackedSocket)[kConnection] = { conn, denial }
+    const externalDenial = external && 'denial' in external ? external.denial : undefined
+    const denial = revoked ? revokedDenial(revoked) : externalDenial ?? ('denial' in verdict ? verdict.denial : undefined)
+    ;(socket as TrackedSocket)[kConnection] = { conn, denial, revocationSubject: external?.subject }
+    if (external && 'pending' in external) this.settleRevocation(socket, external)
     if (conn.alpn !== 'h2') this.deadlines.track(socket)
     if (denial) {
       const peer = socket.getPeerCertificate()
@@ -298,6 +334,56 @@ export class Listener {
     }
   }
 
+  /**
+   * An external CA's revocation status that was not cached at the handshake:
+   * requests wait on `pending` (the handler); a refusal is logged like a
+   * refused handshake and closes the connection, or (rejectWithProblem)
+   * answers its requests.
+   */
+  private settleRevocation(socket: TLSSocket, check: Extract<RevocationCheck, { pending: unknown }>): void {
+    const tracked = socket as TrackedSocket
+    const state = tracked[kConnection]!
+    const isProblemAnswer = this.runtime.config.tls.clientAuth.rejectWithProblem
+    const pending = check.pending.then((denial) => {
+      tracked[kConnection] = denial ? { conn: { ...state.conn, identity: undefined }, denial } : { conn: state.conn, denial: undefined, revocationSubject: check.subject }
+      if (!denial || socket.destroyed) return
+      this.logRevocationRefusal(state.conn, denial, '')
+      if (!isProblemAnswer) socket.destroy()
+    })
+    tracked[kConnection] = { ...state, pending }
+  }
+
+  /** Closes established connections that a new CRL issue (or OCSP answer) of a partner's CA now revokes. */
+  private closeExternallyRevoked(): void {
+    const revocation = this.runtime.revocation
+    if (!revocation) return
+    for (const socket of this.sockets) {
+      const state = (socket as TrackedSocket)[kConnection]
+      if (!state?.revocationSubject || state.denial || state.pending) continue
+      const close = (denial: Denial | undefined) => {
+        if (!denial || socket.destroyed) return
+        this.logRevocationRefusal(state.conn, denial, '; established connection closed')
+        socket.destroy()
+      }
+      const found = revocation.recheck(state.revocationSubject)
+      if (found instanceof Promise) void found.then(close)
+      else close(found)
+    }
+  }
+
+  private logRevocationRefusal(conn: Connection, denial: Denial, suffix: string): void {
+    this.deps.accessLog.handshake({
+      listener: this.name,
+      clientIp: conn.remoteAddress,
+      clientPort: conn.remotePort,
+      reason: denial.reason,
+      detail: `${denial.detail ?? ''}${suffix}`,
+      subject: conn.identity?.subject,
+      fingerprint: conn.identity?.fingerprint256,
+      sni: conn.serverName,
+    })
+  }
+
   /** HTTP/1.1 parse errors: answer with our problem+json, then close (the framing is unknown). */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     // Node also reports failed TLS handshakes here; 'tlsClientError' already logged and closed those.
@@ -334,6 +420,7 @@ export class Listener {
   async close(drainMs: number): Promise<void> {
     this.isClosing = true
     this.unsubscribeRevocations()
+    this.externalRevocation.close()
     this.tickets?.stop()
     this.deadlines.stop()
     const closed = new Promise<void>((resolve) => {

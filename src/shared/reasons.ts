@@ -37,6 +37,7 @@ export const reasons = {
   cert_not_yet_valid: { status: 403, title: 'Client certificate not yet valid' },
   cert_wrong_usage: { status: 403, title: 'Client certificate not valid for client authentication' },
   cert_revoked: { status: 403, title: 'Client certificate revoked' },
+  cert_revocation_unknown: { status: 403, title: 'Client certificate revocation status unavailable' },
   cert_invalid: { status: 403, title: 'Client certificate rejected' },
   cert_path_length: { status: 403, title: 'Client certificate chain breaks a CA path length or basic constraint' },
   cert_name_constraints: { status: 403, title: 'Client certificate names outside its CA name constraints' },
@@ -58,6 +59,17 @@ export const reasons = {
   upstream_timeout: { status: 504, title: 'Upstream did not answer in time' },
   // The client went away (or the exchange was cancelled) before the upstream answered; nginx's 499. Logged, never rendered.
   client_closed: { status: 499, title: 'Client closed the request' },
+
+  // EST enrollment (src/control/est/): answered by the EST server, never by a listener
+  est_auth_required: { status: 401, title: 'Enrollment needs a token or a client certificate' },
+  est_token_invalid: { status: 401, title: 'Enrollment token not recognised' },
+  est_token_expired: { status: 401, title: 'Enrollment token expired' },
+  est_token_used: { status: 401, title: 'Enrollment token already used' },
+  est_partner_unknown: { status: 403, title: 'No enrollment policy for this partner' },
+  est_unsupported_media_type: { status: 415, title: 'Expected an application/pkcs10 request' },
+  est_csr_malformed: { status: 400, title: 'Not a base64 PKCS#10 certificate request' },
+  est_csr_refused: { status: 403, title: 'Certificate request refused by partner policy' },
+  est_reenroll_mismatch: { status: 400, title: 'Re-enrollment must keep the subject and names' },
 
   // Bugs and shutdown
   service_unavailable: { status: 503, title: 'Gateway is shutting down' },

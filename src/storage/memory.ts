@@ -23,6 +23,7 @@ import {
   type PutResult,
   type RevocationReason,
   type RevokeResult,
+  type Sighting,
   type Storage,
   type VersionedValue,
   DuplicateSerialError,
@@ -32,6 +33,7 @@ import {
   checkNewRecord,
   checkPrefix,
   checkRevocation,
+  checkSightings,
   checkValue,
   checkVersion,
   compareKeys,
@@ -155,7 +157,8 @@ export class MemoryCertificateInventory implements CertificateInventory {
           (within === undefined || (r.notAfter >= now && r.notAfter <= now + within)) &&
           (filter.partner === undefined || r.partner === filter.partner) &&
           (filter.status === undefined || r.status === filter.status) &&
-          (filter.profile === undefined || r.profile === filter.profile),
+          (filter.profile === undefined || r.profile === filter.profile) &&
+          (filter.notSeenSince === undefined || r.lastSeenAt === undefined || r.lastSeenAt < filter.notSeenSince),
       )
       .sort((a, b) => (a.serial < b.serial ? -1 : 1))
       .slice(0, limit)
@@ -180,6 +183,13 @@ export class MemoryCertificateInventory implements CertificateInventory {
       .filter((r) => r.status === 'revoked' && (r.revokedAt ?? 0) >= sinceMs)
       .sort((a, b) => (a.revokedAt ?? 0) - (b.revokedAt ?? 0) || (a.serial < b.serial ? -1 : 1))
       .map(copy)
+  }
+
+  async markSeen(entries: readonly Sighting[]): Promise<void> {
+    for (const [serial, at] of checkSightings(entries)) {
+      const found = this.records.get(serial)
+      if (found && (found.lastSeenAt === undefined || at > found.lastSeenAt)) this.records.set(serial, { ...found, lastSeenAt: at })
+    }
   }
 }
 

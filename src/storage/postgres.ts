@@ -31,6 +31,7 @@ import {
   type PutResult,
   type RevocationReason,
   type RevokeResult,
+  type Sighting,
   type Storage,
   type VersionedValue,
   DuplicateSerialError,
@@ -41,6 +42,7 @@ import {
   checkNewRecord,
   checkPrefix,
   checkRevocation,
+  checkSightings,
   checkValue,
   checkVersion,
   filterNow,
@@ -79,6 +81,11 @@ const migrations: readonly { readonly version: number; readonly sql: (s: string)
       CREATE INDEX ON ${s}.certificates (partner, serial);
       CREATE INDEX ON ${s}.certificates (status, revoked_at, serial);
     `,
+  },
+  {
+    // Which certificate a partner actually presents (markSeen); NULL until first seen.
+    version: 2,
+    sql: (s) => `ALTER TABLE ${s}.certificates ADD COLUMN last_seen_at bigint;`,
   },
 ]
 
@@ -260,6 +267,7 @@ interface CertificateRow {
   revocation_reason: RevocationReason | null
   fingerprint256: string
   pem: string
+  last_seen_at: string | null
 }
 
 function toRecord(row: CertificateRow): CertificateRecord {
@@ -276,6 +284,7 @@ function toRecord(row: CertificateRow): CertificateRecord {
     status: row.status,
     ...(row.revoked_at !== null ? { revokedAt: Number(row.revoked_at) } : {}),
     ...(row.revocation_reason !== null ? { revocationReason: row.revocation_reason } : {}),
+    ...(row.last_seen_at !== null ? { lastSeenAt: Number(row.last_seen_at) } : {}),
   }
 }
 
@@ -318,6 +327,7 @@ export class PostgresCertificateInventory implements CertificateInventory {
     if (filter.partner !== undefined) match((p) => `partner = ${p(filter.partner!)}`)
     if (filter.status !== undefined) match((p) => `status = ${p(filter.status!)}`)
     if (filter.profile !== undefined) match((p) => `profile = ${p(filter.profile!)}`)
+    if (filter.notSeenSince !== undefined) match((p) => `(last_seen_at IS NULL OR last_seen_at < ${p(filter.notSeenSince!)})`)
     args.push(limit)
     const sql = `SELECT * FROM ${this.s}.certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY serial LIMIT $${args.length}`
     const { rows } = await this.pool.query<CertificateRow>(sql, args)
@@ -341,5 +351,16 @@ export class PostgresCertificateInventory implements CertificateInventory {
   async revokedSince(sinceMs: number): Promise<readonly CertificateRecord[]> {
     const { rows } = await this.pool.query<CertificateRow>(`SELECT * FROM ${this.s}.certificates WHERE status = 'revoked' AND revoked_at >= $1 ORDER BY revoked_at, serial`, [sinceMs])
     return rows.map(toRecord)
+  }
+
+  async markSeen(entries: readonly Sighting[]): Promise<void> {
+    const latest = checkSightings(entries)
+    if (latest.size === 0) return
+    // One statement for the batch; the condition makes a concurrent older sighting a no-op, so the time never moves back.
+    await this.pool.query(
+      `UPDATE ${this.s}.certificates AS c SET last_seen_at = v.at FROM unnest($1::text[], $2::bigint[]) AS v(serial, at)
+       WHERE c.serial = v.serial AND (c.last_seen_at IS NULL OR c.last_seen_at < v.at)`,
+      [[...latest.keys()], [...latest.values()]],
+    )
   }
 }

@@ -35,6 +35,7 @@ import {
   type PutResult,
   type RevocationReason,
   type RevokeResult,
+  type Sighting,
   type Storage,
   type VersionedValue,
   DuplicateSerialError,
@@ -45,6 +46,7 @@ import {
   checkNewRecord,
   checkPrefix,
   checkRevocation,
+  checkSightings,
   checkValue,
   checkVersion,
   filterNow,
@@ -86,6 +88,11 @@ const migrations: readonly { readonly version: number; readonly sql: string }[] 
       CREATE INDEX certificates_partner ON certificates (partner, serial);
       CREATE INDEX certificates_revoked ON certificates (status, revoked_at, serial);
     `,
+  },
+  {
+    // Which certificate a partner actually presents (markSeen); NULL until first seen.
+    version: 2,
+    sql: `ALTER TABLE certificates ADD COLUMN last_seen_at INTEGER;`,
   },
 ]
 
@@ -263,6 +270,7 @@ interface CertificateRow {
   revocation_reason: RevocationReason | null
   fingerprint256: string
   pem: string
+  last_seen_at: number | null
 }
 
 function toRecord(row: CertificateRow): CertificateRecord {
@@ -279,6 +287,7 @@ function toRecord(row: CertificateRow): CertificateRecord {
     status: row.status,
     ...(row.revoked_at !== null ? { revokedAt: row.revoked_at } : {}),
     ...(row.revocation_reason !== null ? { revocationReason: row.revocation_reason } : {}),
+    ...(row.last_seen_at !== null ? { lastSeenAt: row.last_seen_at } : {}),
   }
 }
 
@@ -322,6 +331,7 @@ export class SqliteCertificateInventory implements CertificateInventory {
     if (filter.partner !== undefined) match('partner = ?', filter.partner)
     if (filter.status !== undefined) match('status = ?', filter.status)
     if (filter.profile !== undefined) match('profile = ?', filter.profile)
+    if (filter.notSeenSince !== undefined) match('(last_seen_at IS NULL OR last_seen_at < ?)', filter.notSeenSince)
     const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY serial LIMIT ?`
     return (this.db.prepare(sql).all(...args, limit) as CertificateRow[]).map(toRecord)
   }
@@ -343,5 +353,15 @@ export class SqliteCertificateInventory implements CertificateInventory {
   async revokedSince(sinceMs: number): Promise<readonly CertificateRecord[]> {
     const rows = this.db.prepare(`SELECT * FROM certificates WHERE status = 'revoked' AND revoked_at >= ? ORDER BY revoked_at, serial`).all(sinceMs) as CertificateRow[]
     return rows.map(toRecord)
+  }
+
+  async markSeen(entries: readonly Sighting[]): Promise<void> {
+    const latest = checkSightings(entries)
+    if (latest.size === 0) return
+    // One transaction: one fsync for the whole batch.
+    const update = this.db.prepare('UPDATE certificates SET last_seen_at = ? WHERE serial = ? AND (last_seen_at IS NULL OR last_seen_at < ?)')
+    this.db.transaction(() => {
+      for (const [serial, at] of latest) update.run(at, serial, at)
+    }).immediate()
   }
 }

@@ -192,6 +192,8 @@ export interface CertificateRecord extends NewCertificateRecord {
   /** ms since the epoch; set when `status` is `revoked`. */
   readonly revokedAt?: number
   readonly revocationReason?: RevocationReason
+  /** ms since the epoch of the latest handshake that presented this certificate, as reported to `markSeen`; absent until then. */
+  readonly lastSeenAt?: number
 }
 
 /** Filters of `list`; all given filters must match. */
@@ -203,10 +205,18 @@ export interface InventoryFilter {
   readonly partner?: string
   readonly status?: 'valid' | 'revoked'
   readonly profile?: string
+  /** Only certificates not seen since this time (ms): `lastSeenAt` absent or earlier. */
+  readonly notSeenSince?: number
   /** Page size, 1..1000; default 1000. */
   readonly limit?: number
   /** Only serials after this one, in the listing's order (by normalised serial). */
   readonly after?: string
+}
+
+/** One sighting for `markSeen`: the certificate `serial` was presented at `at` (ms). */
+export interface Sighting {
+  readonly serial: string
+  readonly at: number
 }
 
 /** The outcome of `revoke`, as a value: an unknown serial is an answer, not a failure. */
@@ -230,6 +240,11 @@ export type RevokeResult =
  *   wall clock themselves except through an injected `Clock`.
  * - `list` is ordered by serial and paged with `after`; `revokedSince` is
  *   ordered by `revokedAt`, then serial, and returns every match (a CRL needs them all).
+ * - `markSeen` only moves `lastSeenAt` forward (the latest of the stored value
+ *   and every sighting of the serial in the call), for valid and revoked
+ *   certificates alike; serials not in the inventory are ignored. The whole
+ *   batch is checked before anything is written; each record's update is
+ *   atomic, so concurrent callers (several gateways) never move it back.
  */
 export interface CertificateInventory {
   add(record: NewCertificateRecord): Promise<CertificateRecord>
@@ -238,6 +253,8 @@ export interface CertificateInventory {
   revoke(serial: string, reason: RevocationReason, at: number): Promise<RevokeResult>
   /** Revoked certificates with `revokedAt >= sinceMs`. */
   revokedSince(sinceMs: number): Promise<readonly CertificateRecord[]>
+  /** Records when certificates were last presented (see the contract above). */
+  markSeen(entries: readonly Sighting[]): Promise<void>
 }
 
 /** A backend that offers all three, as opened by `main.ts`; `close` ends its connections. */
@@ -396,6 +413,21 @@ export function checkRevocation(reason: RevocationReason, at: number): void {
     throw new StorageLimitError('invalid_argument', `revocation reason must be one of ${revocationReasonNames.join(', ')}`)
   }
   if (!Number.isSafeInteger(at) || at < 0) throw new StorageLimitError('invalid_argument', 'revokedAt must be ms since the epoch')
+}
+
+/**
+ * Checks a `markSeen` batch and folds it to the latest time per normalised
+ * serial, so every backend refuses the same input and writes each row once.
+ */
+export function checkSightings(entries: readonly Sighting[]): Map<string, number> {
+  if (!Array.isArray(entries)) throw new StorageLimitError('invalid_argument', 'entries must be an array')
+  const latest = new Map<string, number>()
+  for (const e of entries) {
+    const serial = normalizeSerial(e?.serial)
+    if (!Number.isSafeInteger(e.at) || e.at < 0) throw new StorageLimitError('invalid_argument', 'a sighting time must be ms since the epoch')
+    latest.set(serial, Math.max(latest.get(serial) ?? 0, e.at))
+  }
+  return latest
 }
 
 /** The `now` of an inventory filter: the caller's, else the backend's clock. */

@@ -181,5 +181,64 @@ export function runCertificateInventoryContract(name: string, make: MakeStore<Ce
         assert.deepEqual(await inv.revokedSince(NOW + 3 * DAY), [])
       }),
     )
+
+    it('records the latest sighting per certificate and never moves it back', opts, () =>
+      withStore(make, async (inv) => {
+        for (const s of ['b1', 'b2', 'b3']) await inv.add(record(s))
+        await inv.revoke('b3', 'superseded', NOW)
+        const seen = async (s: string): Promise<number | undefined> => (await inv.get(s))?.lastSeenAt
+        await inv.markSeen([{ serial: 'b1', at: NOW }])
+        assert.equal(await seen('b1'), NOW)
+        const unseen = await inv.get('b2')
+        assert.equal(unseen && 'lastSeenAt' in unseen, false, 'never seen: no lastSeenAt')
+        await inv.markSeen([{ serial: 'B1', at: NOW - DAY }])
+        assert.equal(await seen('b1'), NOW, 'an older sighting does not move it back')
+        await inv.markSeen([
+          { serial: 'b1', at: NOW + 5 },
+          { serial: '00B1', at: NOW + 9 },
+          { serial: 'b1', at: NOW + 7 },
+          { serial: 'b3', at: NOW + 1 },
+          { serial: 'ffff', at: NOW }, // not in the inventory: ignored
+        ])
+        assert.equal(await seen('b1'), NOW + 9, 'the latest of a batch, whatever the spelling and order')
+        assert.equal(await seen('b3'), NOW + 1, 'a revoked certificate is still seen')
+        assert.equal((await inv.list({ status: 'revoked' }))[0]?.lastSeenAt, NOW + 1, 'list returns it too')
+        await inv.markSeen([])
+        assert.equal(await inv.get('ffff'), undefined)
+      }),
+    )
+
+    it('checks the whole sighting batch before writing any of it', opts, () =>
+      withStore(make, async (inv) => {
+        await inv.add(record('c5'))
+        await rejectsWithCode(inv.markSeen([{ serial: 'c5', at: NOW }, { serial: 'xyz', at: NOW }]), 'invalid_argument')
+        await rejectsWithCode(inv.markSeen([{ serial: 'c5', at: NOW }, { serial: 'c5', at: -1 }]), 'invalid_argument')
+        await rejectsWithCode(inv.markSeen([{ serial: 'c5', at: 1.5 }]), 'invalid_argument')
+        assert.equal((await inv.get('c5'))?.lastSeenAt, undefined)
+      }),
+    )
+
+    it('keeps the latest time when 10 callers report sightings at once', opts, () =>
+      withStore(make, async (inv) => {
+        await inv.add(record('cafe'))
+        const times = Array.from({ length: 10 }, (_, i) => NOW + ((i * 7) % 10))
+        await Promise.all(times.map((at) => inv.markSeen([{ serial: 'cafe', at }])))
+        assert.equal((await inv.get('cafe'))?.lastSeenAt, NOW + 9)
+      }),
+    )
+
+    it('lists the certificates not seen since a time, never-seen ones included', opts, () =>
+      withStore(make, async (inv) => {
+        for (const s of ['d1', 'd2', 'd3']) await inv.add(record(s, { partner: 'acme' }))
+        await inv.markSeen([
+          { serial: 'd1', at: NOW - 10 * DAY },
+          { serial: 'd2', at: NOW - DAY },
+        ])
+        const serials = async (f: Parameters<CertificateInventory['list']>[0]): Promise<string[]> => (await inv.list(f)).map((r) => r.serial)
+        assert.deepEqual(await serials({ notSeenSince: NOW - 7 * DAY }), ['d1', 'd3'])
+        assert.deepEqual(await serials({ notSeenSince: NOW - DAY }), ['d1', 'd3'], 'seen exactly at the bound counts as seen')
+        assert.deepEqual(await serials({ notSeenSince: NOW, partner: 'acme' }), ['d1', 'd2', 'd3'])
+      }),
+    )
   })
 }

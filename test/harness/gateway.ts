@@ -11,7 +11,9 @@ import { pino } from 'pino'
 import { formatIssue } from '../../src/config/issues.js'
 import { AccessLog, accessLogOptions } from '../../src/proxy/access-log.js'
 import type { Registry } from '../../src/observability/metrics.js'
+import type { CertificateSightings } from '../../src/proxy/certificate-sightings.js'
 import { RevocationSet } from '../../src/proxy/revocation-set.js'
+import type { OcspStapler } from '../../src/proxy/tls/ocsp-stapling.js'
 import { Gateway, type ApplyResult } from '../../src/runtime.js'
 import { systemClock, type Clock } from '../../src/shared/clock.js'
 
@@ -47,6 +49,10 @@ export async function startGateway(opts: {
   env?: Record<string, string>
   revocation?: RevocationSet
   metrics?: Registry
+  /** OCSP stapling of the listeners' certificates; without it nothing is stapled. */
+  stapler?: OcspStapler
+  /** Collector of presented client certificates (pass the same one to the PKI service). */
+  sightings?: CertificateSightings
 }): Promise<TestGateway> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'portcullis-gw-'))
   const file = join(dir, 'gateway.yaml')
@@ -60,6 +66,8 @@ export async function startGateway(opts: {
     accessLog: new AccessLog(pino(accessLogOptions, collector(logs))),
     revocation: opts.revocation ?? new RevocationSet(),
     metrics: opts.metrics,
+    stapler: opts.stapler,
+    sightings: opts.sightings,
   })
   const result = await gateway.apply(opts.yaml, file)
   if (!result.ok) throw new Error(`config refused:\n${result.issues.map(formatIssue).join('\n')}`)

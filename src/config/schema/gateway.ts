@@ -1,5 +1,6 @@
-/** Gateway-wide settings: request hygiene, identity assertion, logging, shutdown. */
+/** Gateway-wide settings: request hygiene, identity assertion, logging, shutdown, metrics, expiry monitoring. */
 import { z } from 'zod'
+import { parseDuration } from '../../shared/duration.js'
 import { duration, pemSource, secretRef } from './common.js'
 
 export const pathsSchema = z
@@ -48,3 +49,48 @@ export const metricsSchema = z
     path: z.string().startsWith('/').default('/metrics').describe('Path Prometheus scrapes. Default: /metrics.'),
   })
   .describe('Prometheus metrics endpoint (text format; process metrics plus `portcullis_*`, see docs/operations.md "Metrics"). Off unless set; applies at start (a reload that changes it logs a warning).')
+
+/** A threshold like "30d": a positive duration, kept in ms. */
+const expiryThreshold = z
+  .string()
+  .refine((t) => (parseDuration(t) ?? 0) > 0, { message: 'expected a positive duration like "30d", "7d" or "12h"' })
+  .transform((t) => parseDuration(t)!)
+
+/** `https:` or `http:` without credentials: the URL is named (by origin) in logs. */
+function isWebhookUrl(text: string): boolean {
+  try {
+    const u = new URL(text)
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '' && u.hash === ''
+  } catch {
+    return false
+  }
+}
+
+/** Shortest webhook HMAC key accepted (256 bits of hex or base64 text is longer); checked at load by check.ts. */
+export const minWebhookSecretLength = 32
+
+export const expiryMonitoringSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Watch every certificate the gateway serves, presents or trusts, and the built-in CA\'s (metrics and log warnings). Default: true.'),
+    thresholds: z
+      .array(expiryThreshold)
+      .min(1)
+      .max(10)
+      .transform((list) => [...new Set(list)].sort((a, b) => b - a)) // largest first, as the monitor walks them
+      .prefault(['30d', '7d', '1d'])
+      .describe('Time left before notAfter at which a certificate is announced (a log warning and a webhook call, once per certificate and threshold; an error once it expired). Default: [30d, 7d, 1d].'),
+    interval: duration('1h', 'How often the certificates are checked (a reload is checked within seconds). Metric values are computed at each scrape.').refine((ms) => ms >= 1000, {
+      message: 'expected at least 1s',
+    }),
+    webhook: z
+      .strictObject({
+        url: z.string().refine(isWebhookUrl, { message: 'expected an http:// or https:// URL without user:password@ or #fragment' }).describe('Where events are POSTed as JSON. https uses the system trust store.'),
+        secret: secretRef.describe('HMAC-SHA256 key (at least ' + minWebhookSecretLength + ' characters) for the `X-Portcullis-Signature` header; see docs/operations.md "Expiry monitoring".'),
+        timeout: duration('5s', 'Per attempt, connect to response.'),
+        retries: z.number().int().min(0).max(10).default(3).describe('Further attempts after a network error, a 408, 429 or 5xx answer, with jittered backoff doubling up to 1 s, 2 s, 4 s... Default: 3.'),
+      })
+      .optional()
+      .describe('Also POST each announcement to this URL, signed. Off unless set.'),
+  })
+  .prefault({})
+  .describe('Certificate expiry monitoring: `portcullis_certificate_expiry_seconds`, log warnings at thresholds, optional webhook (docs/operations.md, "Expiry monitoring").')

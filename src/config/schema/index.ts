@@ -4,7 +4,7 @@
  * Validated configs are deep-frozen.
  */
 import { z } from 'zod'
-import { accessLogSchema, identityAssertionSchema, metricsSchema, pathsSchema, shutdownSchema } from './gateway.js'
+import { accessLogSchema, expiryMonitoringSchema, identityAssertionSchema, metricsSchema, pathsSchema, shutdownSchema } from './gateway.js'
 import { identitiesSchema } from './identities.js'
 import { listenersSchema } from './listeners.js'
 import { pkiSchema } from './pki.js'
@@ -22,6 +22,7 @@ export const configSchema = z.strictObject({
   pki: pkiSchema.optional(),
   accessLog: accessLogSchema,
   metrics: metricsSchema.optional(),
+  expiryMonitoring: expiryMonitoringSchema,
   shutdown: shutdownSchema,
 })
 
@@ -32,3 +33,5 @@ export type { RouteConfig } from './routes.js'
 export type { UpstreamConfig } from './upstreams.js'
 export type { PkiConfig } from './pki.js'
 export type { IdentitiesConfig, IdentityMatcherConfig } from './identities.js'
+/** `expiryMonitoring`, validated (thresholds in ms, largest first). */
+export type ExpiryMonitoringConfig = Config['expiryMonitoring']

@@ -6,7 +6,7 @@
  */
 import { normalize } from 'node:path'
 import { z } from 'zod'
-import { duration, name, secretRef } from './common.js'
+import { duration, name, pemSource, secretRef } from './common.js'
 
 const partnerPolicy = z.strictObject({
   profiles: z
@@ -84,6 +84,26 @@ export const pkiSchema = z
       })
       .optional()
       .describe('Plain-HTTP endpoint serving /crl (DER) and /ocsp (RFC 6960, GET and POST). Off unless set.'),
+    est: z
+      .strictObject({
+        host: z.string().default('127.0.0.1').describe('Address to bind. Default: 127.0.0.1.'),
+        port: z.number().int().min(0).max(65535).describe('TCP port of the EST server (HTTPS).'),
+        tls: z
+          .strictObject({
+            cert: pemSource.describe('Server certificate chain (leaf first). A managed certificate\'s `certFile` works as `{ file }`.'),
+            key: pemSource.describe('Private key of the server certificate.'),
+            passphrase: secretRef.optional().describe('Passphrase of an encrypted key.'),
+            minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted (many devices only speak TLS 1.2). Default: TLSv1.2.'),
+          })
+          .describe('The EST server\'s own certificate (RFC 7030 §3.2: EST runs over TLS). Clients must trust its issuer.'),
+        tokenTtl: duration('24h', 'Lifetime of an enrollment token made by `portcullis ca token create` without `--ttl`.'),
+        maxTokenTtl: duration('7d', 'Longest lifetime `ca token create --ttl` accepts.'),
+        requestTimeout: duration('10s', 'Deadline for the TLS handshake, and for each request\'s headers and body; slower clients are disconnected.'),
+        maxConnections: z.number().int().positive().default(256).describe('Open connections at once; more are closed at accept. Default: 256.'),
+      })
+      .refine((est) => est.tokenTtl <= est.maxTokenTtl, { path: ['tokenTtl'], message: 'tokenTtl must not exceed maxTokenTtl' })
+      .optional()
+      .describe('EST enrollment server (RFC 7030) at https://HOST:PORT/.well-known/est/: cacerts, simpleenroll (a one-time token or an approved partner\'s certificate), simplereenroll (the current certificate over mTLS). See docs/operations.md, "Enrollment over EST". Off unless set.'),
     crlValidity: duration('7d', 'nextUpdate of each CRL; it is regenerated at two-thirds of this, and at once on a revocation.'),
     ocspValidity: duration('1h', 'nextUpdate of each OCSP answer.'),
     revocationSync: duration('500ms', 'How often the gateway reads new revocations from the inventory; a revoked certificate is refused, and its connections closed, within this.'),

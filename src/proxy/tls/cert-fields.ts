@@ -9,7 +9,7 @@
  * DerError, and the caller refuses the certificate (cert_invalid). Such values
  * would otherwise reach logs, headers and matchers.
  */
-import { DerError, DerReader, Tag, bytesOf, readBoolean, readOid, readTime, type Tlv } from './der.js'
+import { DerError, DerReader, Tag, bytesOf, checkSameAlgorithm, readBoolean, readOid, readSignedEnvelope, readTime, type Tlv } from './der.js'
 import { readName, type DistinguishedName } from './dn.js'
 
 /** keyUsage bits, numbered as in RFC 5280 4.2.1.3. */
@@ -198,23 +198,11 @@ function readSerial(buf: Buffer, tlv: Tlv): string {
 
 /** Reads `der` (one certificate). Throws DerError when malformed. */
 export function readCertFields(der: Buffer): CertFields {
-  const top = new DerReader(der)
-  const cert = top.next(Tag.sequence)
-  top.finish()
-  const parts = DerReader.inside(der, cert)
-  const tbsTlv = parts.next(Tag.sequence)
-  const outerAlgorithm = parts.next(Tag.sequence)
-  const signatureBits = bytesOf(der, parts.next(Tag.bitString))
-  parts.finish()
-  if (signatureBits.length < 1 || signatureBits[0] !== 0) throw new DerError('signature BIT STRING has unused bits')
+  const { tbs: tbsTlv, outerAlgorithm, signature } = readSignedEnvelope(der)
   const tbs = DerReader.inside(der, tbsTlv)
   tbs.optional(0xa0) // version
   const serialNumber = readSerial(der, tbs.next(Tag.integer))
-  const innerAlgorithm = tbs.next(Tag.sequence)
-  // RFC 5280 4.1.1.2: the signed and the outer algorithm must be the same, or a verifier could be told a different one.
-  if (!der.subarray(innerAlgorithm.start, innerAlgorithm.end).equals(der.subarray(outerAlgorithm.start, outerAlgorithm.end))) {
-    throw new DerError('signature algorithm differs inside and outside the signed part')
-  }
+  checkSameAlgorithm(der, tbs.next(Tag.sequence), outerAlgorithm)
   const issuer = readName(der, tbs.next(Tag.sequence))
   const validity = DerReader.inside(der, tbs.next(Tag.sequence))
   const notBefore = readTime(der, validity.next())
@@ -266,6 +254,6 @@ export function readCertFields(der: Buffer): CertFields {
     nameConstraints,
     tbs: der.subarray(tbsTlv.start, tbsTlv.end),
     signatureAlgorithm: readAlgorithm(der, outerAlgorithm),
-    signature: signatureBits.subarray(1),
+    signature,
   }
 }

@@ -108,6 +108,38 @@ export function bytesOf(buf: Buffer, tlv: Tlv): Buffer {
   return buf.subarray(tlv.body, tlv.end)
 }
 
+/** The parts of an X.509 SIGNED{} structure (certificate, CRL): what was signed, the outer algorithm, the signature. */
+export interface SignedEnvelope {
+  readonly tbs: Tlv
+  readonly outerAlgorithm: Tlv
+  /** The signature's bytes (the BIT STRING without its unused-bits octet). */
+  readonly signature: Buffer
+}
+
+/** Reads `der` as exactly one SIGNED{} SEQUENCE. Throws DerError when malformed. */
+export function readSignedEnvelope(der: Buffer): SignedEnvelope {
+  const top = new DerReader(der)
+  const whole = top.next(Tag.sequence)
+  top.finish()
+  const parts = DerReader.inside(der, whole)
+  const tbs = parts.next(Tag.sequence)
+  const outerAlgorithm = parts.next(Tag.sequence)
+  const signatureBits = bytesOf(der, parts.next(Tag.bitString))
+  parts.finish()
+  if (signatureBits.length < 1 || signatureBits[0] !== 0) throw new DerError('signature BIT STRING has unused bits')
+  return { tbs, outerAlgorithm, signature: signatureBits.subarray(1) }
+}
+
+/**
+ * RFC 5280 4.1.1.2 / 5.1.2.2: the algorithm inside the signed part must equal
+ * the outer one, or a verifier could be told a different one.
+ */
+export function checkSameAlgorithm(der: Buffer, inner: Tlv, outer: Tlv): void {
+  if (!der.subarray(inner.start, inner.end).equals(der.subarray(outer.start, outer.end))) {
+    throw new DerError('signature algorithm differs inside and outside the signed part')
+  }
+}
+
 /** Dotted-decimal form of an OBJECT IDENTIFIER element. */
 export function readOid(buf: Buffer, tlv: Tlv): string {
   if (tlv.end === tlv.body) throw new DerError('empty OID')

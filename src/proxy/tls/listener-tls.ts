@@ -42,12 +42,13 @@ import type { ListenerConfig } from '../../config/schema/listeners.js'
 import type { SourceContext } from '../../config/secrets.js'
 import type { Clock } from '../../shared/clock.js'
 import { loadServerCertificate, loadTrustBundle, type ServerCertMaterial } from './material.js'
+import { stapleTargetFor, type StapleTarget } from './ocsp-stapling.js'
 import { ServerNameTable, representative } from './server-names.js'
 import { IntermediatePool, type TrustGroup } from './trust.js'
 import { verifyPeer, type PeerPolicy, type PeerVerdict } from './verify-peer.js'
 
 /** Re-exported so the listener takes its whole TLS API from this module. */
-export { TicketKeyRotator, type TicketKeyRotatorOptions } from './ticket-keys.js'
+export { TicketKeyRotator, rotatingTicketKeys, type TicketKeyRotatorOptions, type TicketKeySource, type TicketKeySourceFactory } from './ticket-keys.js'
 /** The result of verifyPeer: an Identity (or anonymous) or a Denial. */
 export type { PeerVerdict } from './verify-peer.js'
 
@@ -81,10 +82,14 @@ export interface ListenerTls {
    * SNI would reach names whose trust did not verify the client.
    */
   trustKeyFor(serverName: string | undefined): string
+  /** The trust bundle that applies to a server name (SNI, any case; undefined = none sent): what verifyPeer checked a client against. */
+  trustGroupFor(serverName: string | undefined): TrustGroup | undefined
   /** Whether session tickets are issued (config, unless turned off for per-name trust with TLS 1.2; see module doc). */
   readonly hasSessionTickets: boolean
   /** Intermediates learned from verified handshakes; carried to the next compile via `deps.previous`. */
   readonly intermediates: IntermediatePool
+  /** Server certificates to keep an OCSP staple for (empty when `ocspStapling` is off); see ocsp-stapling.ts. */
+  readonly ocspTargets: readonly StapleTarget[]
 }
 
 /** What compileListenerTls needs besides the config. */
@@ -149,6 +154,13 @@ export function compileListenerTls(cfg: ListenerConfig, deps: ListenerTlsDeps): 
   const issues: ConfigIssue[] = []
 
   const certs = t.certificates.map((c, i) => loadServerCertificate(c, deps.source, [...base, 'certificates', i], issues))
+  const ocspTargets: StapleTarget[] = []
+  certs.forEach((c, i) => {
+    if (!c) return
+    const { target, issue } = stapleTargetFor(c.leaf, c.issuer, t.ocspStapling)
+    if (issue) issues.push({ path: [...base, 'certificates', i, 'cert'], message: issue })
+    if (target) ocspTargets.push(target)
+  })
 
   let defaultGroup: TrustGroup | undefined
   const overrideGroups: (TrustGroup | undefined)[] = []
@@ -262,8 +274,10 @@ export function compileListenerTls(cfg: ListenerConfig, deps: ListenerTlsDeps): 
     },
     verifyPeer: (socket) => verifyPeer(socket, policy),
     trustKeyFor: (serverName) => groups[groupFor(serverName?.toLowerCase())]?.id ?? 'none',
+    trustGroupFor: (serverName) => groups[groupFor(serverName?.toLowerCase())],
     hasSessionTickets,
     intermediates: policy.pool,
+    ocspTargets,
   }
   return Object.freeze(self)
 }

@@ -25,6 +25,8 @@ export interface ServerCertMaterial {
   readonly keyPem: string
   readonly passphrase: string | undefined
   readonly leaf: X509Certificate
+  /** The certificate after the leaf in the file, which issued it (the chain order is checked); for OCSP stapling. */
+  readonly issuer: X509Certificate | undefined
 }
 
 const keyLabels = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY'])
@@ -146,6 +148,7 @@ export function loadServerCertificate(
     keyPem: key.keyPem,
     passphrase: key.passphrase,
     leaf: leaf.x509,
+    issuer: certs[1]?.x509,
   }
 }
 

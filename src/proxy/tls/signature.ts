@@ -98,8 +98,8 @@ export function isAcceptedAlgorithm(algorithm: AlgorithmIdentifier): boolean {
   }
 }
 
-/** Whether `fields` (a parsed certificate) carries a valid signature by `issuerKey`. */
-export function checkSignature(fields: CertFields, issuerKey: KeyObject): SignatureCheck {
+/** Whether `fields` (a parsed certificate, or a CRL's signed part) carries a valid signature by `issuerKey`. */
+export function checkSignature(fields: Pick<CertFields, 'signatureAlgorithm' | 'tbs' | 'signature'>, issuerKey: KeyObject): SignatureCheck {
   const { oid, params } = fields.signatureAlgorithm
   try {
     let ok: boolean

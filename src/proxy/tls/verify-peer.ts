@@ -42,8 +42,12 @@ import { identityFromCertificate } from './identity.js'
 import { describeSignatureAlgorithm } from './signature.js'
 import { buildPath, parseCertificate, type ParsedCert, type IntermediatePool, type TrustGroup } from './trust.js'
 
-/** The verdict on one connection: who it is (undefined = anonymous, allowed by the mode) or why not. */
-export type PeerVerdict = { readonly identity: Identity | undefined } | { readonly denial: Denial }
+/**
+ * The verdict on one connection: who it is (undefined = anonymous, allowed by
+ * the mode) or why not. `path` is the verified path above the leaf (issuer
+ * first, anchor last), for the revocation check of external CAs.
+ */
+export type PeerVerdict = { readonly identity: Identity | undefined; readonly path?: readonly ParsedCert[] } | { readonly denial: Denial }
 
 /** What the listener decided at compile time, as verification needs it. */
 export interface PeerPolicy {
@@ -207,5 +211,5 @@ export function verifyPeer(socket: TLSSocket, policy: PeerPolicy): PeerVerdict {
 
   const intermediates = path.cas.slice(0, -1)
   for (const ca of intermediates) policy.pool.add(ca)
-  return { identity: identityFromCertificate(der, fields, { issuerDer: path.cas[0]!.der, intermediatesDer: intermediates.map((c) => c.der) }) }
+  return { identity: identityFromCertificate(der, fields, { issuerDer: path.cas[0]!.der, intermediatesDer: intermediates.map((c) => c.der) }), path: path.cas }
 }
