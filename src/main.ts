@@ -12,6 +12,7 @@ import { loadConfig } from './config/load.js'
 import { createMetricsRegistry } from './observability/metrics.js'
 import { startExpiryMonitor } from './observability/expiry-monitor.js'
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js'
+import { mergeProcessMetrics } from './observability/process-metrics.js'
 import { ensureManagedCertificatesAtStart, startPkiService, type PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { CertificateSightings } from './proxy/certificate-sightings.js'
@@ -219,6 +220,9 @@ function createDataPlane(deps: {
   return { accessDest, revocation, metrics, gateway, sightings }
 }
 
+/** How long a scrape waits for each worker's metrics; a slower worker is left out of that scrape. */
+const WORKER_METRICS_TIMEOUT_MS = 2000
+
 /** Largest write a pipe never interleaves with other writers' (POSIX PIPE_BUF on Linux). */
 const PIPE_BUF = 4096
 
@@ -344,11 +348,19 @@ async function startClusterPrimary(
   for (const l of started.config.listeners) {
     log.info({ listener: l.name, host: l.host, port: started.ports[l.name], workers }, 'listening')
   }
-  // Metrics here cover the primary (process, CA service); the workers' registries are not exported yet.
+  // One scrape covers every process: the primary's registry (CA service, expiry) and each worker's, labelled by process.
   const metricsConfig = started.config.metrics
   if (metricsConfig) {
+    const everyProcess = {
+      contentType: metrics.contentType,
+      metrics: async () =>
+        mergeProcessMetrics([
+          { process: 'primary', metrics: await metrics.getMetricsAsJSON() },
+          ...(await primary.workerMetrics(WORKER_METRICS_TIMEOUT_MS)).map((w) => ({ process: `worker-${w.worker}`, metrics: w.metrics })),
+        ]),
+    }
     try {
-      metricsServer = await startMetricsServer(metrics, metricsConfig)
+      metricsServer = await startMetricsServer(everyProcess, metricsConfig)
       log.info({ host: metricsConfig.host, port: metricsServer.port, path: metricsConfig.path }, 'serving metrics')
     } catch (err) {
       log.error({ err: (err as NodeJS.ErrnoException).code ?? (err as Error).message, host: metricsConfig.host, port: metricsConfig.port }, 'cannot start the metrics endpoint')

@@ -7,6 +7,7 @@
  * Ticket keys travel as base64 in `ticket-key` and `init`: key material, so
  * no message is ever logged whole.
  */
+import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 import type { CertificateSighting } from '../proxy/certificate-sightings.js'
 import type { RevokedCertificate } from '../proxy/revocation-set.js'
 
@@ -31,6 +32,8 @@ export type ToWorker =
   | { readonly type: 'portcullis:ticket-key'; readonly listener: string; readonly key: string }
   /** Drain and exit 0. */
   | { readonly type: 'portcullis:stop' }
+  /** Send your registry's metrics (a scrape of the primary's /metrics). */
+  | { readonly type: 'portcullis:metrics-request'; readonly id: number }
 
 /** The outcome of an apply in one worker; issues already formatted as file:line:col lines. */
 export type WorkerApplyResult = { readonly ok: true; readonly generation: number } | { readonly ok: false; readonly issues: readonly string[] }
@@ -47,8 +50,13 @@ export type FromWorker =
   | { readonly type: 'portcullis:applied'; readonly id: number; readonly result: WorkerApplyResult }
   /** Client certificates seen since the last message, for the CA service's inventory (`dropped`: over the worker's bound). */
   | { readonly type: 'portcullis:sightings'; readonly sightings: readonly CertificateSighting[]; readonly dropped: number }
+  /** Answer to metrics-request: the worker registry's `getMetricsAsJSON()`. */
+  | { readonly type: 'portcullis:metrics'; readonly id: number; readonly metrics: readonly WorkerMetric[] }
   /** A listener started taking ticket keys: send its current key, rotated every intervalMs. */
   | { readonly type: 'portcullis:ticket-key-request'; readonly listener: string; readonly intervalMs: number }
+
+/** One metric as prom-client serialises it for aggregation. */
+export type WorkerMetric = MetricObjectWithValues<MetricValue<string>>
 
 /** Whether an IPC message is one of ours (the channel also carries Node's and libraries' messages). */
 export function isPortcullisMessage(message: unknown): message is { readonly type: string } {

@@ -58,7 +58,7 @@ import type { RevocationSet, RevokedCertificate } from '../proxy/revocation-set.
 import type { PrimarySightings } from './primary-sightings.js'
 import type { Clock } from '../shared/clock.js'
 import type { Logger } from '../shared/log.js'
-import { isPortcullisMessage, type FromWorker, type ToWorker, type WorkerApplyResult } from './messages.js'
+import { isPortcullisMessage, type FromWorker, type ToWorker, type WorkerApplyResult, type WorkerMetric } from './messages.js'
 import { RestartGuard, type RestartPolicy } from './restart-policy.js'
 import { TicketKeyBroker } from './ticket-key-broker.js'
 
@@ -103,11 +103,13 @@ interface Member {
   readonly exited: Promise<void>
   settleStart: ((outcome: StartOutcome) => void) | undefined
   readonly pendingApplies: Map<number, (result: WorkerApplyResult) => void>
+  readonly pendingMetrics: Map<number, (metrics: readonly WorkerMetric[]) => void>
 }
 
 /** Forks, feeds, reloads, replaces and stops the workers. */
 export class ClusterPrimary {
   private readonly members = new Map<number, Member>()
+  private metricsRequests = 0
   private readonly revoked: RevokedCertificate[] = []
   private readonly broker: TicketKeyBroker
   private readonly guard: RestartGuard
@@ -161,6 +163,32 @@ export class ClusterPrimary {
   /** Applies `text` in every worker, or in none (see the module doc). */
   apply(text: string): Promise<ClusterApplyResult> {
     return this.enqueue(() => this.applyNow(text))
+  }
+
+  /**
+   * Every serving worker's metrics, for a scrape of the primary's endpoint.
+   * A worker that does not answer within `timeoutMs` is left out of this
+   * scrape (Prometheus sees its series go stale) rather than failing it.
+   */
+  async workerMetrics(timeoutMs: number): Promise<{ readonly worker: number; readonly metrics: readonly WorkerMetric[] }[]> {
+    const id = ++this.metricsRequests
+    const asked = [...this.members.values()].filter((m) => m.state === 'ready')
+    const answers = await Promise.all(
+      asked.map(
+        (m) =>
+          new Promise<readonly WorkerMetric[] | undefined>((resolve) => {
+            const timer = setTimeout(() => settle(undefined), timeoutMs)
+            const settle = (metrics: readonly WorkerMetric[] | undefined) => {
+              clearTimeout(timer)
+              m.pendingMetrics.delete(id)
+              resolve(metrics)
+            }
+            m.pendingMetrics.set(id, settle)
+            this.send(m, { type: 'portcullis:metrics-request', id })
+          }),
+      ),
+    )
+    return asked.flatMap((m, i) => (answers[i] ? [{ worker: m.id, metrics: answers[i] }] : []))
   }
 
   /** Applies the running text again in every worker, re-reading the files it names (renewed certificates). */
@@ -260,6 +288,7 @@ export class ClusterPrimary {
       exited: new Promise<void>((resolve) => (markExited = resolve)),
       settleStart: undefined,
       pendingApplies: new Map(),
+      pendingMetrics: new Map(),
     }
     this.members.set(m.id, m)
     this.opts.log.info({ worker: m.id, pid: worker.process.pid }, 'worker started')
@@ -308,6 +337,9 @@ export class ClusterPrimary {
         return
       case 'portcullis:applied':
         m.pendingApplies.get(message.id)?.(message.result)
+        return
+      case 'portcullis:metrics':
+        m.pendingMetrics.get(message.id)?.(message.metrics)
         return
       case 'portcullis:sightings':
         this.opts.sightings?.restore(message.sightings)

@@ -23,10 +23,11 @@
 import { formatIssue } from '../config/issues.js'
 import type { CertificateSightings } from '../proxy/certificate-sightings.js'
 import type { RevocationSet } from '../proxy/revocation-set.js'
+import type { Registry } from '../observability/metrics.js'
 import type { TicketKeySourceFactory } from '../proxy/tls/ticket-keys.js'
 import type { ApplyResult, Gateway } from '../runtime.js'
 import type { Logger } from '../shared/log.js'
-import { isPortcullisMessage, type FromWorker, type ToWorker, type WorkerApplyResult } from './messages.js'
+import { isPortcullisMessage, type FromWorker, type ToWorker, type WorkerApplyResult, type WorkerMetric } from './messages.js'
 import { SIGHTINGS_FORWARD_MS } from './primary-sightings.js'
 import { SharedTicketKeys } from './shared-ticket-keys.js'
 
@@ -52,6 +53,8 @@ export interface DataPlane {
   readonly gateway: Gateway
   readonly revocation: RevocationSet
   readonly sightings?: CertificateSightings
+  /** The worker's metrics, sent to the primary when its /metrics is scraped. */
+  readonly metrics?: Registry
 }
 
 /** Reduces an ApplyResult to what crosses the channel (issues formatted once, here). */
@@ -118,6 +121,10 @@ export class ClusterWorker {
         return this.ticketKeys.receive(message.listener, Buffer.from(message.key, 'base64'))
       case 'portcullis:stop':
         return this.stop()
+      case 'portcullis:metrics-request': {
+        const metrics = ((await this.plane?.metrics?.getMetricsAsJSON()) ?? []) as WorkerMetric[]
+        return this.send({ type: 'portcullis:metrics', id: message.id, metrics })
+      }
     }
   }
 

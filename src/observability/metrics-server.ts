@@ -8,10 +8,15 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Registry } from './metrics.js'
 
 /** Socket limits: a scrape is one small GET. */
 const HTTP_TIMEOUT_MS = 5000
+
+/** What is served: a prom-client Registry, or (cluster mode) the merge of every process's. */
+export interface MetricsSource {
+  readonly contentType: string
+  metrics(): Promise<string>
+}
 
 /** A running endpoint. */
 export interface MetricsServer {
@@ -20,7 +25,7 @@ export interface MetricsServer {
 }
 
 /** Starts serving `registry` at `path` on host:port; rejects with the listen error (e.g. EADDRINUSE). */
-export async function startMetricsServer(registry: Registry, opts: { readonly host: string; readonly port: number; readonly path: string }): Promise<MetricsServer> {
+export async function startMetricsServer(registry: MetricsSource, opts: { readonly host: string; readonly port: number; readonly path: string }): Promise<MetricsServer> {
   const server: Server = createServer({ requestTimeout: HTTP_TIMEOUT_MS, headersTimeout: HTTP_TIMEOUT_MS, keepAliveTimeout: HTTP_TIMEOUT_MS }, (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0]
     res.setHeader('Cache-Control', 'no-store')

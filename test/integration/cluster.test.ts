@@ -202,6 +202,7 @@ routes:
     match: { path: { prefix: ${extra.route ?? '/r'} } }
     access: { allowAnyClientCert: true }
     upstream: app
+metrics: { port: 0 }
 ${extra.pki === false ? '' : `pki:
   caDir: ca
   passphrase: { env: PKI_PASSPHRASE }
@@ -252,6 +253,13 @@ describe('cluster mode: portcullis start --workers 2', { timeout: 240_000 }, () 
     assert.ok(results.every((r) => r.status === 200), JSON.stringify(results.map((r) => r.status)))
     assert.deepEqual([...workers].sort(), [...gw.workers().keys()].sort())
     assert.equal(gw.count('listening'), 1, 'the primary logs the listener once')
+  })
+
+  test('one /metrics scrape covers the primary and every worker, each under its process label', async () => {
+    const serving = await gw.line((l) => l.msg === 'serving metrics', START_MS, 'the primary logging "serving metrics"')
+    const text = await (await fetch(`http://127.0.0.1:${serving.port as number}/metrics`)).text()
+    const processes = new Set([...text.matchAll(/^process_resident_memory_bytes\{process="([^"]+)"\} \d+$/gm)].map((m) => m[1]))
+    assert.deepEqual([...processes].sort(), ['primary', ...[...gw.workers().keys()].map((id) => `worker-${id}`)].sort(), text.slice(0, 2000))
   })
 
   for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
