@@ -13,7 +13,7 @@ import { createMetricsRegistry } from './observability/metrics.js'
 import { startExpiryMonitor } from './observability/expiry-monitor.js'
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js'
 import { mergeProcessMetrics } from './observability/process-metrics.js'
-import { ensureManagedCertificatesAtStart, startPkiService, type PkiService } from './control/pki-service.js'
+import type { PkiService } from './control/pki-service.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { CertificateSightings } from './proxy/certificate-sightings.js'
 import { RevocationSet } from './proxy/revocation-set.js'
@@ -81,6 +81,7 @@ export async function start(opts: StartOptions): Promise<void> {
   const startPki = preloaded.ok ? preloaded.config.pki : undefined
   if (startPki && startPki.managedCertificates.length > 0) {
     try {
+      const { ensureManagedCertificatesAtStart } = await import('./control/pki-service.js')
       await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
@@ -106,6 +107,8 @@ export async function start(opts: StartOptions): Promise<void> {
   let pki: PkiService | undefined
   if (pkiConfig) {
     try {
+      // Imported only with a pki: section: the CA's X.509 libraries are a large part of idle memory.
+      const { startPkiService } = await import('./control/pki-service.js')
       pki = await startPkiService(pkiConfig, {
         source,
         clock,
@@ -281,6 +284,7 @@ async function startClusterPrimary(
   const startPki = preloaded.ok ? preloaded.config.pki : undefined
   if (startPki && startPki.managedCertificates.length > 0) {
     try {
+      const { ensureManagedCertificatesAtStart } = await import('./control/pki-service.js')
       await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
@@ -318,6 +322,8 @@ async function startClusterPrimary(
   const pkiConfig = checked.config.pki
   if (pkiConfig) {
     try {
+      // Imported only with a pki: section: the CA's X.509 libraries are a large part of idle memory.
+      const { startPkiService } = await import('./control/pki-service.js')
       pki = await startPkiService(pkiConfig, {
         source,
         clock,
