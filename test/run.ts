@@ -1,5 +1,5 @@
 /**
- * Runs every *.test.ts under src/ and test/ with Node's test runner. Node 20
+ * Runs every *.test.ts under src/, test/ and bench/ with Node's test runner. Node 20
  * does not find .ts files by itself, so the list is built here and passed
  * explicitly. Extra arguments filter by path substring:
  *   node --import tsx test/run.ts tls upstream
@@ -19,7 +19,7 @@ function findTests(dir: string): string[] {
 }
 
 const filters = process.argv.slice(2)
-const files = [...findTests(join(root, 'src')), ...findTests(join(root, 'test'))]
+const files = [...findTests(join(root, 'src')), ...findTests(join(root, 'test')), ...findTests(join(root, 'bench'))]
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort()
 if (files.length === 0) {
