@@ -49,3 +49,17 @@ test('throws at compile time on a malformed rule', () => {
   assert.throws(() => ipFilter({ allow: ['10.0.0.0/33'], deny: [] }))
   assert.throws(() => ipFilter({ allow: [], deny: ['not-an-ip'] }))
 })
+
+test('every request of a connection gets that connection’s verdict; other connections are judged on their own', () => {
+  const stage = ipFilter({ allow: ['10.0.0.0/8'], deny: [] })
+  const inside = ctxFrom('10.0.0.1')
+  const outside = ctxFrom('11.0.0.1')
+  for (let i = 0; i < 3; i++) {
+    assert.equal(stage({ ...inside, id: `r${i}` }), undefined, 'a later request on the admitted connection')
+    assert.equal((stage({ ...outside, id: `r${i}` }) as { reason: string } | undefined)?.reason, 'ip_denied', 'a later request on the refused connection')
+  }
+  // A reload compiles a new stage: new rules apply to the same connection at once.
+  const reloaded = ipFilter({ allow: ['11.0.0.0/8'], deny: [] })
+  assert.equal((reloaded(inside) as { reason: string } | undefined)?.reason, 'ip_denied')
+  assert.equal(reloaded(outside), undefined)
+})
