@@ -13,7 +13,8 @@ import { createMetricsRegistry } from './observability/metrics.js'
 import { startExpiryMonitor } from './observability/expiry-monitor.js'
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js'
 import { mergeProcessMetrics } from './observability/process-metrics.js'
-import type { PkiService } from './control/pki-service.js'
+import type { PkiService, PkiServiceDeps } from './control/pki-service.js'
+import type { PkiConfig } from './config/schema/index.js'
 import { AccessLog, accessLogOptions } from './proxy/access-log.js'
 import { CertificateSightings } from './proxy/certificate-sightings.js'
 import { RevocationSet } from './proxy/revocation-set.js'
@@ -73,23 +74,11 @@ export async function start(opts: StartOptions): Promise<void> {
   const source = { baseDir: dirname(configPath), env }
   if (isCluster) return startClusterPrimary(opts, { log, clock, configPath, text, source, stopDev })
   const { accessDest, revocation, metrics, gateway, sightings } = createDataPlane({ source, clock, log })
-  // Managed certificates first, so listeners may point at files that do not
-  // exist yet (a fresh install): load without reading referenced files, which
-  // would refuse exactly those. A config that does not load skips this;
-  // apply() below reports its issues.
-  const preloaded = loadConfig(text, configPath, { source, readFiles: false })
-  const startPki = preloaded.ok ? preloaded.config.pki : undefined
-  if (startPki && startPki.managedCertificates.length > 0) {
-    try {
-      const { ensureManagedCertificatesAtStart } = await import('./control/pki-service.js')
-      await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
-      await stopDev?.()
-      log.flush?.()
-      process.exitCode = 1
-      return
-    }
+  if (!(await prepareManagedCertificates(text, configPath, { source, clock, log }))) {
+    await stopDev?.()
+    log.flush?.()
+    process.exitCode = 1
+    return
   }
   const result = await gateway.apply(text, configPath)
   if (!result.ok) {
@@ -107,23 +96,9 @@ export async function start(opts: StartOptions): Promise<void> {
   let pki: PkiService | undefined
   if (pkiConfig) {
     try {
-      // Imported only with a pki: section: the CA's X.509 libraries are a large part of idle memory.
-      const { startPkiService } = await import('./control/pki-service.js')
-      pki = await startPkiService(pkiConfig, {
-        source,
-        clock,
-        log,
-        revocation,
-        metrics,
-        sightings,
-        // Renewed managed certificates reach the listeners by a reload; a
-        // refused one keeps the old certificates serving.
-        onRenewed: async (renewed) => {
-          const r = await gateway.reload()
-          if (r.ok) log.info({ renewed, generation: r.generation }, 'managed certificates renewed; reload applied')
-          else log.error({ renewed, issues: r.issues.map(formatIssue) }, 'managed certificates renewed but the reload was refused; the previous certificates keep serving')
-          return r.ok // false: the service retries the reload at its next check
-        },
+      pki = await startCaService(pkiConfig, { source, clock, log, revocation, metrics, sightings }, async () => {
+        const r = await gateway.reload()
+        return r.ok ? { ok: true, applied: { generation: r.generation } } : { ok: false, issues: r.issues.map(formatIssue) }
       })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')
@@ -198,6 +173,50 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/**
+ * Managed certificates first, so listeners may point at files that do not
+ * exist yet (a fresh install): the config is loaded without reading the files
+ * it names, which would refuse exactly those. A config that does not load
+ * skips this (applying it reports its issues). False, logged, when they
+ * cannot be prepared.
+ */
+async function prepareManagedCertificates(text: string, configPath: string, deps: { readonly source: SourceContext; readonly clock: Clock; readonly log: Logger }): Promise<boolean> {
+  const preloaded = loadConfig(text, configPath, { source: deps.source, readFiles: false })
+  const pki = preloaded.ok ? preloaded.config.pki : undefined
+  if (!pki || pki.managedCertificates.length === 0) return true
+  try {
+    const { ensureManagedCertificatesAtStart } = await import('./control/pki-service.js')
+    await ensureManagedCertificatesAtStart(pki, deps)
+    return true
+  } catch (err) {
+    deps.log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
+    return false
+  }
+}
+
+/** What a reload of every data-plane process reports: fields to log when applied, or the issues (file:line:col lines). */
+type ReloadOutcome = { readonly ok: true; readonly applied: Record<string, unknown> } | { readonly ok: false; readonly issues: readonly string[] }
+
+/**
+ * Starts the built-in CA's service, imported only with a `pki:` section (the
+ * CA's X.509 libraries are a large part of idle memory). Renewed managed
+ * certificates reach the listeners by `reload`; a refused reload keeps the
+ * previous certificates serving and is retried at the service's next check.
+ * Throws like startPkiService.
+ */
+async function startCaService(pkiConfig: PkiConfig, deps: Omit<PkiServiceDeps, 'onRenewed'>, reload: () => Promise<ReloadOutcome>): Promise<PkiService> {
+  const { startPkiService } = await import('./control/pki-service.js')
+  return startPkiService(pkiConfig, {
+    ...deps,
+    onRenewed: async (renewed) => {
+      const r = await reload()
+      if (r.ok) deps.log.info({ renewed, ...r.applied }, 'managed certificates renewed; reload applied')
+      else deps.log.error({ renewed, issues: r.issues }, 'managed certificates renewed but the reload was refused; the previous certificates keep serving')
+      return r.ok // false: the service retries the reload at its next check
+    },
+  })
 }
 
 /** The data plane of one process (the single gateway, or one cluster worker's): access log, revoked set, metrics, Gateway. */
@@ -279,18 +298,7 @@ async function startClusterPrimary(
     process.exitCode = 1
   }
 
-  // Managed certificates first, as in one process (see start()).
-  const preloaded = loadConfig(text, configPath, { source, readFiles: false })
-  const startPki = preloaded.ok ? preloaded.config.pki : undefined
-  if (startPki && startPki.managedCertificates.length > 0) {
-    try {
-      const { ensureManagedCertificatesAtStart } = await import('./control/pki-service.js')
-      await ensureManagedCertificatesAtStart(startPki, { source, clock, log })
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'cannot prepare the managed certificates')
-      return fail()
-    }
-  }
+  if (!(await prepareManagedCertificates(text, configPath, { source, clock, log }))) return fail()
   const checked = loadConfig(text, configPath, { source })
   if (!checked.ok) {
     for (const issue of checked.issues) process.stderr.write(`${formatIssue(issue)}\n`)
@@ -322,21 +330,9 @@ async function startClusterPrimary(
   const pkiConfig = checked.config.pki
   if (pkiConfig) {
     try {
-      // Imported only with a pki: section: the CA's X.509 libraries are a large part of idle memory.
-      const { startPkiService } = await import('./control/pki-service.js')
-      pki = await startPkiService(pkiConfig, {
-        source,
-        clock,
-        log,
-        revocation,
-        metrics,
-        sightings,
-        onRenewed: async (renewed) => {
-          const r = await primary.reload()
-          if (r.ok) log.info({ renewed, generation: r.generation, workers: r.workers }, 'managed certificates renewed; reload applied')
-          else log.error({ renewed, issues: r.issues }, 'managed certificates renewed but the reload was refused; the previous certificates keep serving')
-          return r.ok // false: the service retries the reload at its next check
-        },
+      pki = await startCaService(pkiConfig, { source, clock, log, revocation, metrics, sightings }, async () => {
+        const r = await primary.reload()
+        return r.ok ? { ok: true, applied: { generation: r.generation, workers: r.workers } } : { ok: false, issues: r.issues }
       })
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot start the certificate authority service')

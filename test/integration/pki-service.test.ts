@@ -6,7 +6,7 @@
  * the CRL and OCSP answers served over HTTP.
  */
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -379,6 +379,31 @@ pki:
     assert.equal(await gw.exited, 0)
     const r = await run('curl', ['-sS', '-o', '/dev/null', '--max-time', '5', `http://127.0.0.1:${pkiPort}/crl`])
     assert.notEqual(r.code, 0, 'the CRL endpoint is closed')
+  })
+
+  test('a fresh install starts on managed certificate files that do not exist yet; an unissuable one exits 1', async () => {
+    const base = (await gatewayYaml(await freePort(), '500ms')).replace(/certificates: \[\{ cert: \{ file: [^}]+\}, key: \{ file: [^}]+\} \}\]/, 'certificates: [{ cert: { file: managed-server.crt }, key: { file: managed-server.key } }]')
+    const managed = (subject: string) => `${base}  managedCertificates:\n    - { name: edge, profile: server, subject: "${subject}", sans: ["DNS:localhost"], validity: 1d, certFile: managed-server.crt, keyFile: managed-server.key }\n`
+    const config = join(work, 'gateway-managed.yaml')
+    writeFileSync(config, managed('CN=localhost'))
+    const gw = launch(config, passphrase)
+    try {
+      await until(() => /"msg":"listening"/.test(gw.output()) || !gw.isRunning(), 30_000)
+      const port = Number(/"port":(\d+)[^\n]*"msg":"listening"/.exec(gw.output())?.[1])
+      assert.ok(port > 0, gw.output())
+      const served = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost'], { input: '', encoding: 'utf8', timeout: 10_000 })
+      assert.match(served.stdout, /issuer=.*Portcullis.*Issuing|issuer=.*Intermediate/i, served.stdout.slice(0, 1500))
+      assert.match(served.stdout, /subject=CN ?= ?localhost/, 'the managed certificate is served')
+    } finally {
+      gw.kill('SIGTERM')
+    }
+    assert.equal(await gw.exited, 0)
+
+    const badConfig = join(work, 'gateway-managed-bad.yaml')
+    writeFileSync(badConfig, managed('CN=localhost').replace('managed-server.crt', 'managed-bad.crt').replace('managed-server.key', 'managed-bad.key').replace(/file: managed-server/g, 'file: managed-bad').replace('"DNS:localhost"', '"DNS:not a name"'))
+    const bad = launch(badConfig, passphrase)
+    assert.equal(await bad.exited, 1, bad.output())
+    assert.match(bad.output(), /cannot prepare the managed certificates/)
   })
 
   test('exits 1 at start when the CA cannot be loaded', async () => {
