@@ -53,6 +53,7 @@ import {
   id_ad_ocsp,
   id_pe_authorityInfoAccess,
 } from '@peculiar/asn1-x509'
+import { crlReasonName } from '../shared/revocation-reasons.js'
 import { OcspError } from './ocsp-error.js'
 import { postOcspRequest } from './ocsp-transport.js'
 
@@ -112,20 +113,6 @@ const SIGNATURES: Record<string, string | null> = {
   '1.2.840.113549.1.1.12': 'sha384',
   '1.2.840.113549.1.1.13': 'sha512',
   '1.3.101.112': null, // Ed25519
-}
-
-/** RFC 5280 §5.3.1 CRLReason codes, all of them (an external CA may use certificateHold). */
-const REASON_NAMES: Record<number, string> = {
-  0: 'unspecified',
-  1: 'keyCompromise',
-  2: 'cACompromise',
-  3: 'affiliationChanged',
-  4: 'superseded',
-  5: 'cessationOfOperation',
-  6: 'certificateHold',
-  8: 'removeFromCRL',
-  9: 'privilegeWithdrawn',
-  10: 'aACompromise',
 }
 
 /** The first http(s) OCSP URL in the certificate's Authority Information Access, or undefined. */
@@ -214,7 +201,7 @@ function statusOf(single: SingleResponse): Pick<OcspAnswer, 'status' | 'revokedA
   const s = single.certStatus
   if (s.revoked) {
     const code = s.revoked.revocationReason?.reason
-    const reason = code === undefined ? undefined : REASON_NAMES[code]
+    const reason = code === undefined ? undefined : crlReasonName(code)
     return { status: 'revoked', revokedAt: s.revoked.revocationTime.getTime(), ...(reason ? { reason } : {}) }
   }
   if (s.good !== undefined) return { status: 'good' }

@@ -26,6 +26,23 @@ export const revocationReasons = {
 /** A reason Portcullis records, puts on CRLs and answers in OCSP. */
 export type RevocationReason = keyof typeof revocationReasons
 
+/**
+ * Every RFC 5280 §5.3.1 code, for reading what another CA says (its CRLs,
+ * its OCSP answers): an external CA may put certificates on hold, and its
+ * reasons must be named, not refused. Portcullis itself uses only
+ * `revocationReasons` above.
+ */
+const externalReasonNames: Readonly<Record<number, string>> = {
+  ...Object.fromEntries(Object.entries(revocationReasons).map(([name, code]) => [code, name])),
+  6: 'certificateHold',
+  8: 'removeFromCRL',
+}
+
+/** The RFC 5280 name of a CRLReason code from any CA; undefined for a code RFC 5280 does not assign. */
+export function crlReasonName(code: number): string | undefined {
+  return Object.hasOwn(externalReasonNames, code) ? externalReasonNames[code] : undefined
+}
+
 /** The names, in code order, for usage texts and validation messages. */
 export const revocationReasonNames = Object.keys(revocationReasons) as readonly RevocationReason[]
 

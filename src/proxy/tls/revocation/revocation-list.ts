@@ -12,21 +12,9 @@
  * of at most 20 bytes (a few µs) on a connection whose status is not yet
  * cached by certificate.
  */
+import { crlReasonName } from '../../../shared/revocation-reasons.js'
 import type { CrlData } from './crl-worker.js'
 import { noReason } from './crl-der.js'
-
-/** RFC 5280 §5.3.1 CRLReason names by code; an external CA may use any of them, certificateHold included. */
-const reasonNames: Readonly<Record<number, string>> = {
-  0: 'unspecified',
-  1: 'keyCompromise',
-  2: 'cACompromise',
-  3: 'affiliationChanged',
-  4: 'superseded',
-  5: 'cessationOfOperation',
-  6: 'certificateHold',
-  9: 'privilegeWithdrawn',
-  10: 'aACompromise',
-}
 
 /** One revoked certificate on a list. */
 export interface ListedRevocation {
@@ -86,7 +74,7 @@ export class RevocationList {
       for (let i = 0; i < keyWidth && order === 0; i++) order = keys[at + i]! - key[i]!
       if (order === 0) {
         const code = reasons[mid]!
-        return { revokedAt: revokedAt[mid]!, reason: code === noReason ? 'unspecified' : (reasonNames[code] ?? `reason ${code}`) }
+        return { revokedAt: revokedAt[mid]!, reason: code === noReason ? 'unspecified' : (crlReasonName(code) ?? `reason ${code}`) }
       }
       if (order < 0) lo = mid + 1
       else hi = mid - 1
