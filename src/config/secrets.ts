@@ -30,14 +30,24 @@ export const maxSourceFileBytes = 1024 * 1024
  * the file checked is the file read.
  */
 function readPath(path: string, ctx: SourceContext): string {
+  return readSourceFile(path, ctx).toString('utf8')
+}
+
+/**
+ * A file named by the config (relative to it), read as readPath reads it,
+ * with another size bound: `limit` names the config field that sets it, for
+ * the message (CRL files: `maxCrlSize`). Throws SourceError.
+ */
+export function readSourceFile(path: string, ctx: SourceContext, limit?: { readonly maxBytes: number; readonly field: string }): Buffer {
   const full = isAbsolute(path) ? path : resolve(ctx.baseDir, path)
   let fd: number | undefined
   try {
     fd = openSync(full, constants.O_RDONLY | constants.O_NONBLOCK)
     const stat = fstatSync(fd)
     if (!stat.isFile()) throw new SourceError(`cannot read ${full}: not a regular file`)
-    if (stat.size > maxSourceFileBytes) throw new SourceError(`cannot read ${full}: larger than ${maxSourceFileBytes} bytes`)
-    return readFileSync(fd, 'utf8')
+    if (limit && stat.size > limit.maxBytes) throw new SourceError(`cannot read ${full}: ${stat.size} bytes, more than ${limit.field} ${limit.maxBytes}`)
+    if (!limit && stat.size > maxSourceFileBytes) throw new SourceError(`cannot read ${full}: larger than ${maxSourceFileBytes} bytes`)
+    return readFileSync(fd)
   } catch (err) {
     if (err instanceof SourceError) throw err
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error'

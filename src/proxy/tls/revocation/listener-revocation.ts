@@ -21,12 +21,10 @@
  * the same policy, or a request could move between them by its Host header
  * (the misdirection check compares anchors only).
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
-import { isAbsolute, resolve } from 'node:path'
 import type { Registry } from 'prom-client'
 import { ConfigError, type ConfigIssue } from '../../../config/issues.js'
 import type { ListenerConfig } from '../../../config/schema/listeners.js'
-import type { SourceContext } from '../../../config/secrets.js'
+import { readSourceFile, type SourceContext } from '../../../config/secrets.js'
 import type { Clock } from '../../../shared/clock.js'
 import type { Logger } from '../../../shared/log.js'
 import type { Denial } from '../../../shared/reasons.js'
@@ -76,24 +74,6 @@ interface BundleConfig {
   readonly trust: string
 }
 
-/** Reads a CRL file: a regular file of at most `maxBytes`, relative to the config file. */
-function readCrlFile(file: string, ctx: SourceContext, maxBytes: number): Buffer {
-  const full = isAbsolute(file) ? file : resolve(ctx.baseDir, file)
-  let fd: number | undefined
-  try {
-    fd = openSync(full, constants.O_RDONLY | constants.O_NONBLOCK)
-    const stat = fstatSync(fd)
-    if (!stat.isFile()) throw new Error(`cannot read ${full}: not a regular file`)
-    if (stat.size > maxBytes) throw new Error(`cannot read ${full}: ${stat.size} bytes, more than maxCrlSize ${maxBytes}`)
-    return readFileSync(fd)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new Error(code ? `cannot read ${full}: ${code}` : (err as Error).message)
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
-}
-
 /**
  * Compiles the `revocation` blocks of a listener's trust bundles; undefined
  * when there are none (the listener checks nothing, as before). Throws
@@ -133,7 +113,7 @@ export function compileListenerRevocation(cfg: ListenerConfig, deps: ListenerRev
     (b.policy?.crlFiles ?? []).flatMap((f, j) => {
       const path = [...b.path, 'revocation', 'crlFiles', j, 'file']
       try {
-        return [{ name: f.file, path, bytes: readCrlFile(f.file, deps.source, b.policy!.maxCrlSize) }]
+        return [{ name: f.file, path, bytes: readSourceFile(f.file, deps.source, { maxBytes: b.policy!.maxCrlSize, field: 'maxCrlSize' }) }]
       } catch (err) {
         issues.push({ path, message: (err as Error).message })
         return []
