@@ -132,13 +132,8 @@ export async function start(opts: StartOptions): Promise<void> {
   writeFileSync(opts.pidFile, `${process.pid}\n`)
 
   process.on('SIGHUP', () => {
-    let next: string
-    try {
-      next = readFileSync(configPath, 'utf8')
-    } catch (err) {
-      log.error({ file: configPath, code: (err as NodeJS.ErrnoException).code }, 'reload: cannot read config; keeping the running one')
-      return
-    }
+    const next = readConfigForReload(configPath, log)
+    if (next === undefined) return
     void gateway.apply(next, configPath).then((r) => {
       if (r.ok) {
         log.info({ generation: r.generation }, 'reload applied')
@@ -173,6 +168,16 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** The config text for a reload (SIGHUP); undefined, logged, when it cannot be read — the running config stays. */
+function readConfigForReload(configPath: string, log: Logger): string | undefined {
+  try {
+    return readFileSync(configPath, 'utf8')
+  } catch (err) {
+    log.error({ file: configPath, code: (err as NodeJS.ErrnoException).code }, 'reload: cannot read config; keeping the running one')
+    return undefined
+  }
 }
 
 /**
@@ -377,13 +382,8 @@ async function startClusterPrimary(
   writeFileSync(opts.pidFile, `${process.pid}\n`)
 
   process.on('SIGHUP', () => {
-    let next: string
-    try {
-      next = readFileSync(configPath, 'utf8')
-    } catch (err) {
-      log.error({ file: configPath, code: (err as NodeJS.ErrnoException).code }, 'reload: cannot read config; keeping the running one')
-      return
-    }
+    const next = readConfigForReload(configPath, log)
+    if (next === undefined) return
     void primary.apply(next).then((r) => {
       if (!r.ok) {
         log.error({ issues: r.issues }, 'reload refused; keeping the running config')
